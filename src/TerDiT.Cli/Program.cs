@@ -1,0 +1,2 @@
+// The `terdit` command. Subcommands are added by the CLI work (issue 2).
+return 0;
