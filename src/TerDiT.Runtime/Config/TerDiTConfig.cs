@@ -1,0 +1,84 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace TerDiT.Runtime.Config;
+
+/// <summary>How the learnable scale alpha of a ternary layer is initialised.</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<AlphaInit>))]
+public enum AlphaInit
+{
+    /// <summary>alpha ~ N(0, 1), as in the authors' code.</summary>
+    Normal,
+    /// <summary>alpha = mean(|W|) of the initial weights.</summary>
+    Absmean,
+}
+
+/// <summary>
+/// Architecture and data shape of a TerDiT model (TERDIT.md §2). Pure data: shared by the
+/// TorchSharp model, the packed format and the runtime. Serialised as JSON in checkpoints and
+/// packed files.
+/// </summary>
+public sealed record TerDiTConfig
+{
+    public string Name { get; init; } = "custom";
+    public int InChannels { get; init; } = 1;
+    /// <summary>Height = width of the input (pixels or latents).</summary>
+    public int InputSize { get; init; } = 32;
+    public int PatchSize { get; init; } = 2;
+    /// <summary>D, the token width.</summary>
+    public int HiddenSize { get; init; }
+    public int Depth { get; init; }
+    public int NumHeads { get; init; }
+    public int NumClasses { get; init; } = 10;
+    public bool LearnSigma { get; init; } = true;
+    public bool QkNorm { get; init; } = true;
+    /// <summary>TerDiT's RMSNorm over the 6·D adaLN modulation (false: the ablation without it).</summary>
+    public bool AdaLnNorm { get; init; } = true;
+    /// <summary>Ternary QAT layers; false gives the full-precision baseline.</summary>
+    public bool Ternary { get; init; } = true;
+    public AlphaInit AlphaInit { get; init; } = AlphaInit.Normal;
+    public double ClassDropout { get; init; } = 0.1;
+    public int FfnMultipleOf { get; init; } = 256;
+
+    /// <summary>Width of the conditioning vector c = t_emb + y_emb.</summary>
+    [JsonIgnore] public int CondDim => Math.Min(HiddenSize, 1024);
+    /// <summary>SwiGLU hidden width: int(2·4·D/3) rounded up to a multiple of <see cref="FfnMultipleOf"/>.</summary>
+    [JsonIgnore] public int FfnHidden => (2 * 4 * HiddenSize / 3 + FfnMultipleOf - 1) / FfnMultipleOf * FfnMultipleOf;
+    [JsonIgnore] public int OutChannels => LearnSigma ? 2 * InChannels : InChannels;
+    [JsonIgnore] public int GridSize => InputSize / PatchSize;
+    /// <summary>T = (H/p)·(W/p).</summary>
+    [JsonIgnore] public int Tokens => GridSize * GridSize;
+    [JsonIgnore] public int HeadDim => HiddenSize / NumHeads;
+    /// <summary>Label index of the unconditional ("null") class used by classifier-free guidance.</summary>
+    [JsonIgnore] public int NullClass => NumClasses;
+    /// <summary>Features of one flattened patch: C·p·p.</summary>
+    [JsonIgnore] public int PatchFeatures => InChannels * PatchSize * PatchSize;
+
+    /// <summary>Throws <see cref="ArgumentException"/> with a readable message if the config is inconsistent.</summary>
+    public TerDiTConfig Validate()
+    {
+        void Require(bool ok, string what) { if (!ok) throw new ArgumentException($"invalid model config '{Name}': {what}"); }
+        Require(InChannels > 0 && InputSize > 0 && PatchSize > 0 && HiddenSize > 0 && Depth > 0 && NumHeads > 0 && NumClasses > 0,
+            "all sizes must be positive");
+        Require(InputSize % PatchSize == 0, $"input size {InputSize} is not a multiple of patch size {PatchSize}");
+        Require(HiddenSize % NumHeads == 0, $"hidden size {HiddenSize} is not a multiple of {NumHeads} heads");
+        Require(HeadDim % 2 == 0, $"head dimension {HeadDim} must be even for RoPE");
+        Require(ClassDropout is >= 0 and < 1, "class dropout must be in [0, 1)");
+        Require(FfnMultipleOf > 0, "FFN multiple must be positive");
+        return this;
+    }
+
+    static readonly JsonSerializerOptions Json = new() { WriteIndented = false };
+
+    public string ToJson() => JsonSerializer.Serialize(this, Json);
+
+    /// <summary>Parses and validates a config; malformed JSON becomes <see cref="FormatException"/>.</summary>
+    public static TerDiTConfig FromJson(string json)
+    {
+        try
+        {
+            return (JsonSerializer.Deserialize<TerDiTConfig>(json, Json) ?? throw new FormatException("model config is null")).Validate();
+        }
+        catch (JsonException e) { throw new FormatException($"model config is not valid JSON: {e.Message}", e); }
+    }
+}
