@@ -3,10 +3,11 @@ using System.Security.Cryptography;
 using TerDiT.Runtime.Config;
 using TerDiT.Runtime.Format;
 using Xunit;
+using Xunit.Abstractions;
 
 namespace TerDiT.Runtime.Tests;
 
-public sealed class FormatTests : IDisposable
+public sealed class FormatTests(ITestOutputHelper output) : IDisposable
 {
     readonly FormatTestFiles files = new();
 
@@ -247,6 +248,9 @@ public sealed class FormatTests : IDisposable
         Assert.Equal(4 * all, f32.Fp32EquivalentBytes);
         Assert.InRange(f32.HeaderBytes, 1, 200_000);
         Assert.Equal(f32.HeaderBytes + f32.PackedTernaryBytes + f32.ScaleBytes + f32.FullPrecisionBytes, f32.FileBytes);
+        foreach (var (name, s) in new[] { ("F32", f32), ("F16", f16) })
+            output.WriteLine($"TerDiT-600M, full precision {name}: file {s.FileBytes:N0} B (header {s.HeaderBytes:N0}, packed {s.PackedTernaryBytes:N0}, " +
+                $"scales {s.ScaleBytes:N0}, full {s.FullPrecisionBytes:N0}), fp32 {s.Fp32EquivalentBytes:N0} B, {s.CompressionRatio:F2}x smaller");
         Assert.True(f16.CompressionRatio >= 14, $"F16 full precision: {f16.CompressionRatio:F2}x");
         Assert.True(f32.CompressionRatio >= 13.9, $"F32 full precision: {f32.CompressionRatio:F2}x");
     }

@@ -186,8 +186,9 @@ public sealed unsafe class TditFile : IDisposable
             var decls = new List<Decl>();
             var seen = new HashSet<string>();
             foreach (var p in root.EnumerateObject())
-            {
                 if (!seen.Add(p.Name)) throw bad($"header has the key '{p.Name}' twice");
+            foreach (var p in root.EnumerateObject())
+            {
                 if (p.Name == "__metadata__") metadata = ParseMetadata(p.Value, bad);
                 else decls.Add(ParseTensor(p.Name, p.Value, bad));
             }
