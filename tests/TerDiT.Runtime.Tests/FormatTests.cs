@@ -59,7 +59,8 @@ public sealed class FormatTests(ITestOutputHelper output) : IDisposable
     [Fact]
     public void FloatWritesConvertToTheDeclaredDtype()
     {
-        var c = FormatTestFiles.Odd;
+        // 16 channels, patch 8: final_layer.linear.weight is (8·8·32, 42) = 86016 elements, more than one 64K conversion chunk.
+        var c = FormatTestFiles.Odd with { InChannels = 16, PatchSize = 8 };
         var meta = FormatTestFiles.Metadata(c);
         var decls = TditSchema.Declarations(c, meta.TernaryLayout, TditDType.F16).ToList();
         var contents = FormatTestFiles.Contents(decls);
@@ -78,6 +79,7 @@ public sealed class FormatTests(ITestOutputHelper output) : IDisposable
             }
             w.Commit();
         }
+        Assert.Contains(floats.Values, v => v.Length > 1 << 16);
         using var f = TditFile.Open(path);
         foreach (var (name, v) in floats)
         {

@@ -71,7 +71,9 @@ public sealed unsafe class TditFile : IDisposable
             stream.Dispose();
             throw Bad($"file is {fileLength} bytes, too short for the 8-byte header length (empty or truncated file)");
         }
-        var map = MemoryMappedFile.CreateFromFile(stream, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: false);
+        MemoryMappedFile map;
+        try { map = MemoryMappedFile.CreateFromFile(stream, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: false); }
+        catch { stream.Dispose(); throw; }
         MemoryMappedViewAccessor? view = null;
         bool acquired = false;
         try

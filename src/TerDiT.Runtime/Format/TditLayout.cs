@@ -56,7 +56,7 @@ public sealed class TditLayout
     /// <c>checksum</c>). <paramref name="kinds"/> gives each tensor's parameter kind.
     /// Throws <see cref="ArgumentException"/> for duplicate or reserved names and negative shapes.
     /// </summary>
-    public static TditLayout Plan(IReadOnlyDictionary<string, string> metadata, IEnumerable<TditTensorDecl> tensors,
+    internal static TditLayout Plan(IReadOnlyDictionary<string, string> metadata, IEnumerable<TditTensorDecl> tensors,
         IReadOnlyDictionary<string, ParameterKind> kinds)
     {
         if (metadata.ContainsKey(TditKeys.Checksum)) throw new ArgumentException("metadata must not contain 'checksum': the writer computes it");
