@@ -8,7 +8,7 @@ namespace TerDiT.Tests;
 
 public class DiffusionGuidanceAndLossTests
 {
-    const long NullClass = 10;
+    const int NullClass = 10;
 
     static double Value(Tensor t) => t.to(ScalarType.Float64).item<double>();
 

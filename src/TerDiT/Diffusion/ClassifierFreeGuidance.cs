@@ -12,7 +12,7 @@ public static class ClassifierFreeGuidance
     /// With <paramref name="scale"/> = 1 the model itself is returned (no doubling).
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException">scale is negative or not finite.</exception>
-    public static DenoiserFn Wrap(DenoiserFn model, double scale, long nullClass)
+    public static DenoiserFn Wrap(DenoiserFn model, double scale, int nullClass)
     {
         ArgumentNullException.ThrowIfNull(model);
         if (!double.IsFinite(scale) || scale < 0) throw new ArgumentOutOfRangeException(nameof(scale), scale, "guidance scale must be finite and ≥ 0");

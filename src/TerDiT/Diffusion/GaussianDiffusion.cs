@@ -161,7 +161,7 @@ public sealed class GaussianDiffusion
     /// <paramref name="y"/>: (N) labels. Returns x_0 (N, C, H, W) in [−1, 1] on <paramref name="device"/>.
     /// </summary>
     public static Tensor Sample(DenoiserFn model, long[] shape, Tensor y, SamplerKind kind, int steps, double cfgScale,
-        long nullClass, Generator generator, Device device, Action<int, int>? progress = null,
+        int nullClass, Generator generator, Device device, Action<int, int>? progress = null,
         VarianceKind variance = VarianceKind.LearnedRange, double eta = 0.0, ScalarType dtype = ScalarType.Float32)
     {
         if (shape is not { Length: >= 2 } || shape.Any(d => d < 1))
