@@ -139,7 +139,7 @@ public class DiffusionTests
     }
 
     [Fact]
-    public void WrongModelOutputShapeIsExplained()
+    public void BadArgumentsAreExplained()
     {
         var d = new GaussianDiffusion(Dit, VarianceKind.LearnedRange);
         var x = zeros(2, 3, 4, 4);
@@ -150,6 +150,10 @@ public class DiffusionTests
         Assert.Contains("outside 0..999", e2.Message);
         var e3 = Assert.Throws<ArgumentException>(() => d.QSample(x, tensor(new int[] { 1, 2 }), x));
         Assert.Contains("int64", e3.Message);
+        var e4 = Assert.Throws<ArgumentException>(() => d.SampleLoop(epsOnly, x, zeros(3, dtype: ScalarType.Int64), SamplerKind.Ddim, new Generator(1)));
+        Assert.Contains("labels must be (2)", e4.Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => ClassifierFreeGuidance.Wrap(epsOnly, double.NaN, 10));
+        Assert.Throws<ArgumentOutOfRangeException>(() => GaussianDiffusion.Sample(epsOnly, [1, 1, 2, 2], zeros(1, dtype: ScalarType.Int64), SamplerKind.Ddim, 0, 1.0, 10, new Generator(1), CPU));
     }
 
     [Fact]

@@ -130,9 +130,9 @@ public sealed class GaussianDiffusion
     public Tensor SampleLoop(DenoiserFn model, Tensor noise, Tensor y, SamplerKind kind, Generator generator,
         double eta = 0.0, bool clipDenoised = true, Action<int, int>? progress = null)
     {
-        if (noise.dim() < 2) throw new ArgumentException($"noise must be (N, C, …), got {GaussianLikelihood.Shape(noise)}");
+        if (noise.dim() < 2) throw new ArgumentException($"noise must be (N, C, …), got {TensorShape.Format(noise)}");
         if (y.dim() != 1 || y.shape[0] != noise.shape[0])
-            throw new ArgumentException($"labels must be ({noise.shape[0]}), got {GaussianLikelihood.Shape(y)}");
+            throw new ArgumentException($"labels must be ({noise.shape[0]}), got {TensorShape.Format(y)}");
         using var noGrad = no_grad();
         var x = noise;
         for (int i = NumTimesteps - 1, done = 1; i >= 0; i--, done++)
@@ -213,7 +213,7 @@ public sealed class GaussianDiffusion
     Tensor CallModel(DenoiserFn model, Tensor x, Tensor t, Tensor y)
     {
         ArgumentNullException.ThrowIfNull(model);
-        if (x.dim() < 2) throw new ArgumentException($"x must be (N, C, …), got {GaussianLikelihood.Shape(x)}");
+        if (x.dim() < 2) throw new ArgumentException($"x must be (N, C, …), got {TensorShape.Format(x)}");
         CheckSteps(t, x);
         using var map = tensor(Schedule.TimestepMap.ToArray().Select(v => (long)v).ToArray(), device: x.device);
         using var original = map.index_select(0, t);
@@ -222,7 +222,7 @@ public sealed class GaussianDiffusion
         var want = x.shape.ToArray();
         want[1] = expected;
         if (!output.shape.SequenceEqual(want))
-            throw new ArgumentException($"model returned {GaussianLikelihood.Shape(output)}, expected ({string.Join(", ", want)}) for {Variance} variance");
+            throw new ArgumentException($"model returned {TensorShape.Format(output)}, expected ({string.Join(", ", want)}) for {Variance} variance");
         return output;
     }
 
@@ -259,7 +259,7 @@ public sealed class GaussianDiffusion
     void CheckSteps(Tensor t, Tensor x)
     {
         if (t.dim() != 1 || t.shape[0] != x.shape[0])
-            throw new ArgumentException($"t must be ({x.shape[0]}) step indices, got {GaussianLikelihood.Shape(t)}");
+            throw new ArgumentException($"t must be ({x.shape[0]}) step indices, got {TensorShape.Format(t)}");
         if (t.dtype != ScalarType.Int64) throw new ArgumentException($"t must be int64 step indices, got {t.dtype}");
         if (t.device_type != x.device_type) throw new ArgumentException($"t is on {t.device}, data on {x.device}");
         long lo = t.min().item<long>(), hi = t.max().item<long>();
@@ -269,6 +269,6 @@ public sealed class GaussianDiffusion
     static void CheckSameShape(Tensor a, Tensor b, string nameA, string nameB)
     {
         if (!a.shape.SequenceEqual(b.shape))
-            throw new ArgumentException($"{nameA} {GaussianLikelihood.Shape(a)} and {nameB} {GaussianLikelihood.Shape(b)} must have one shape");
+            throw new ArgumentException($"{nameA} {TensorShape.Format(a)} and {nameB} {TensorShape.Format(b)} must have one shape");
     }
 }

@@ -20,7 +20,7 @@ public static class GaussianLikelihood
     public static Tensor DiscretizedGaussianLogLikelihood(Tensor x, Tensor means, Tensor logScales)
     {
         if (!x.shape.SequenceEqual(means.shape) || !x.shape.SequenceEqual(logScales.shape))
-            throw new ArgumentException($"x {Shape(x)}, means {Shape(means)} and log-scales {Shape(logScales)} must have one shape");
+            throw new ArgumentException($"x {TensorShape.Format(x)}, means {TensorShape.Format(means)} and log-scales {TensorShape.Format(logScales)} must have one shape");
         var centered = x - means;
         var invStd = (-logScales).exp();
         var cdfPlus = ApproxStandardNormalCdf(invStd * (centered + 1.0 / 255.0));
@@ -30,6 +30,4 @@ public static class GaussianLikelihood
         var logCdfDelta = (cdfPlus - cdfMin).clamp(min: 1e-12).log();
         return where(x < -0.999, logCdfPlus, where(x > 0.999, logOneMinusCdfMin, logCdfDelta));
     }
-
-    internal static string Shape(Tensor t) => "(" + string.Join(", ", t.shape) + ")";
 }
