@@ -1,0 +1,122 @@
+using System.Diagnostics;
+using System.Globalization;
+using TerDiT.Runtime.Cpu;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace TerDiT.Cli.Bench;
+
+/// <summary>One shape of <see cref="GemmBench"/>: throughput counted as 2·M·K·N operations a second.</summary>
+/// <param name="TorchGops">TorchSharp fp32 <c>linear</c> on dense weights (the baseline).</param>
+/// <param name="ExactGops">TernaryGemm, <see cref="GemmMode.Exact"/>.</param>
+/// <param name="A8Gops">TernaryGemm, <see cref="GemmMode.A8"/>.</param>
+/// <param name="PeakGflops">This CPU's assumed fp32 peak (see <see cref="GemmBench.PeakGflops"/>).</param>
+public sealed record GemmBenchResult(string Name, int M, int K, int N, double TorchGops, double ExactGops, double A8Gops, double PeakGflops)
+{
+    /// <summary>Exact throughput over the baseline's.</summary>
+    public double ExactSpeedup => ExactGops / TorchGops;
+
+    /// <summary>A8 throughput over the baseline's.</summary>
+    public double A8Speedup => A8Gops / TorchGops;
+
+    /// <summary>One line for a terminal.</summary>
+    public override string ToString() => string.Create(CultureInfo.InvariantCulture,
+        $"{Name,-18} M={M} K={K} N={N}: torch {TorchGops,6:F1} GOP/s ({TorchGops / PeakGflops:P0} of peak) | exact {ExactGops,6:F1} ({ExactSpeedup:F2}×) | a8 {A8Gops,6:F1} ({A8Speedup:F2}×)");
+}
+
+/// <summary>
+/// Ternary GEMM against TorchSharp dense fp32 on the 600M model's linear shapes (M = 512 tokens:
+/// 2·256 with CFG). Methods are interleaved in every repetition so background load hits all alike;
+/// each figure is the median of the repetitions after a warm-up.
+/// </summary>
+public static class GemmBench
+{
+    /// <summary>The 600M linear shapes (name, K, N).</summary>
+    public static readonly IReadOnlyList<(string Name, int K, int N)> Shapes600M =
+    [
+        ("attn wq/wk/wv/wo", 1536, 1536),
+        ("ffn w1/w3", 1536, 4096),
+        ("ffn w2", 4096, 1536),
+        ("adaLN", 1024, 9216),
+    ];
+
+    /// <summary>
+    /// Assumed fp32 peak in GFLOP/s: cores × 2 FMA units × 16 lanes × 2 flops × clock, the clock read
+    /// from the first "cpu MHz" line of /proc/cpuinfo (2.6 GHz if absent). On AMD Zen 4 a 512-bit FMA
+    /// runs as two 256-bit halves, so its sustainable peak is half of this figure.
+    /// </summary>
+    public static double PeakGflops(int cores) => cores * 2 * 16 * 2 * ClockGhz();
+
+    /// <summary>The clock in GHz from /proc/cpuinfo, or 2.6 when it cannot be read.</summary>
+    public static double ClockGhz()
+    {
+        const string path = "/proc/cpuinfo";
+        if (File.Exists(path))
+            foreach (var line in File.ReadLines(path))
+                if (line.StartsWith("cpu MHz", StringComparison.Ordinal) &&
+                    double.TryParse(line[(line.IndexOf(':') + 1)..], NumberStyles.Float, CultureInfo.InvariantCulture, out double mhz))
+                    return mhz / 1000;
+        return 2.6;
+    }
+
+    /// <summary>Runs every shape of <see cref="Shapes600M"/>; <paramref name="log"/> gets each result as it is measured.</summary>
+    public static IReadOnlyList<GemmBenchResult> Run(int m = 512, int threads = 2, int warmup = 2, int repetitions = 7, Action<string>? log = null)
+    {
+        if (m <= 0 || threads <= 0 || warmup < 0 || repetitions <= 0)
+            throw new ArgumentException("m, threads and repetitions must be positive, warmup non-negative");
+        torch.set_num_threads(threads);
+        var results = new List<GemmBenchResult>();
+        foreach (var (name, k, n) in Shapes600M)
+        {
+            var r = RunShape(name, m, k, n, threads, warmup, repetitions);
+            log?.Invoke(r.ToString());
+            results.Add(r);
+        }
+        return results;
+    }
+
+    /// <summary>Measures one shape with random trits (one third each of -1, 0, 1) and N(0, 1) activations.</summary>
+    public static GemmBenchResult RunShape(string name, int m, int k, int n, int threads, int warmup, int repetitions)
+    {
+        var rng = new Random(1234);
+        var trits = new sbyte[(long)n * k];
+        for (long i = 0; i < trits.Length; i++) trits[i] = (sbyte)rng.Next(-1, 2);
+        const float alpha = 0.02f;
+        var packed = PackedTernaryMatrix.FromTrits(trits, n, k, alpha);
+        var x = new float[(long)m * k];
+        for (long i = 0; i < x.Length; i++) x[i] = (float)(Math.Sqrt(-2 * Math.Log(1 - rng.NextDouble())) * Math.Cos(2 * Math.PI * rng.NextDouble()));
+        var y = new float[(long)m * n];
+        var options = new TernaryGemmOptions(threads);
+
+        using var scope = torch.NewDisposeScope();
+        var dense = new float[trits.Length];
+        for (long i = 0; i < dense.Length; i++) dense[i] = alpha * trits[i];
+        var tw = torch.tensor(dense, [n, k]);   // (N, K)
+        var tx = torch.tensor(x, [m, k]);       // (M, K)
+
+        var methods = new Action[]
+        {
+            () => { using var ty = torch.nn.functional.linear(tx, tw); },  // (M, N)
+            () => TernaryGemm.Multiply(x, m, packed, y, default, GemmMode.Exact, options),
+            () => TernaryGemm.Multiply(x, m, packed, y, default, GemmMode.A8, options),
+        };
+        var times = methods.Select(_ => new List<double>()).ToArray();
+        for (int rep = 0; rep < warmup + repetitions; rep++)
+            for (int i = 0; i < methods.Length; i++)
+            {
+                long start = Stopwatch.GetTimestamp();
+                methods[i]();
+                double s = Stopwatch.GetElapsedTime(start).TotalSeconds;
+                if (rep >= warmup) times[i].Add(s);
+            }
+        double ops = 2.0 * m * k * n;
+        double Gops(List<double> t) => ops / Median(t) / 1e9;
+        return new GemmBenchResult(name, m, k, n, Gops(times[0]), Gops(times[1]), Gops(times[2]), PeakGflops(threads));
+    }
+
+    static double Median(List<double> v)
+    {
+        var s = v.Order().ToArray();
+        return s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;
+    }
+}
