@@ -41,14 +41,42 @@ public static class GemmBench
     ];
 
     /// <summary>
-    /// Assumed fp32 peak in GFLOP/s: cores × 2 FMA units × 16 lanes × 2 flops × clock, the clock read
-    /// from the first "cpu MHz" line of /proc/cpuinfo (2.6 GHz if absent). On AMD Zen 4 a 512-bit FMA
-    /// runs as two 256-bit halves, so its sustainable peak is half of this figure.
+    /// Assumed fp32 peak in GFLOP/s: cores × 2 FMA units × 16 lanes × 2 flops × <see cref="MeasureClockGhz"/>.
+    /// On AMD Zen 4 a 512-bit FMA runs as two 256-bit halves, so its sustainable peak is half this figure.
     /// </summary>
-    public static double PeakGflops(int cores) => cores * 2 * 16 * 2 * ClockGhz();
+    public static double PeakGflops(int cores) => cores * 2 * 16 * 2 * Clock.Value;
 
-    /// <summary>The clock in GHz from /proc/cpuinfo, or 2.6 when it cannot be read.</summary>
-    public static double ClockGhz()
+    static readonly Lazy<double> Clock = new(MeasureClockGhz);
+
+    /// <summary>
+    /// The running core clock in GHz, measured: a chain of dependent 64-bit multiplies (3 cycles each
+    /// on x86) timed over 50 M steps, best of 5 (/proc/cpuinfo's "cpu MHz" shows the nominal clock
+    /// on virtual machines, not the boost clock the code runs at).
+    /// </summary>
+    public static double MeasureClockGhz()
+    {
+        const long steps = 50_000_000;
+        double best = double.MaxValue;
+        for (int r = 0; r < 5; r++)
+        {
+            long start = Stopwatch.GetTimestamp();
+            Chain(steps, r + 3);
+            best = Math.Min(best, Stopwatch.GetElapsedTime(start).TotalSeconds);
+        }
+        return steps * 3 / best / 1e9;
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining |
+        System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    static long Chain(long steps, long a)
+    {
+        long m = steps | 3;
+        for (long i = 0; i < steps; i++) a *= m;
+        return a;
+    }
+
+    /// <summary>The first "cpu MHz" of /proc/cpuinfo in GHz (the nominal clock), or NaN where absent.</summary>
+    public static double NominalClockGhz()
     {
         const string path = "/proc/cpuinfo";
         if (File.Exists(path))
@@ -56,7 +84,7 @@ public static class GemmBench
                 if (line.StartsWith("cpu MHz", StringComparison.Ordinal) &&
                     double.TryParse(line[(line.IndexOf(':') + 1)..], NumberStyles.Float, CultureInfo.InvariantCulture, out double mhz))
                     return mhz / 1000;
-        return 2.6;
+        return double.NaN;
     }
 
     /// <summary>Runs every shape of <see cref="Shapes600M"/>; <paramref name="log"/> gets each result as it is measured.</summary>

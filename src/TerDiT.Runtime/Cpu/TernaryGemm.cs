@@ -16,8 +16,8 @@ public static unsafe class TernaryGemm
     /// Byte positions tabulated at a time (measured best on Zen 4: 16 for fp32 tables of 16 tokens,
     /// 64 for int16 tables of 32 tokens). A8 needs ≤ 64: 64 · 4 · 127 ≤ 32767 keeps int16 sums exact.
     /// </summary>
-    internal const int ExactChunk = 16;
-    internal const int A8Chunk = 64;
+    internal static int ExactChunk = 16;
+    internal static int A8Chunk = 64;
 
     /// <summary>Computes y; see the class summary for the exact semantics of each mode.</summary>
     public static void Multiply(ReadOnlySpan<float> x, int m, PackedTernaryMatrix w, Span<float> y,
@@ -104,7 +104,7 @@ public static unsafe class TernaryGemm
         int l = TL.Count, kp = job.RowBytes * 4, nCount = n1 - n0;
         int chunk = mode == GemmMode.A8 ? A8Chunk : ExactChunk;
         long xtBytes = (long)kp * l * sizeof(TE), lutBytes = (long)(chunk | 1) * LutKernel.Entries * l * sizeof(TE);
-        long accBytes = (long)nCount * l * 4, workBytes = (long)kp * 5 + l * 4;
+        long accBytes = (long)nCount * l * 4, workBytes = kp + l * 4;
         byte* s = Scratch.Get(xtBytes + lutBytes + accBytes + workBytes);
         TE* xT = (TE*)s;
         TE* lut = (TE*)(s + xtBytes);
@@ -126,10 +126,9 @@ public static unsafe class TernaryGemm
         {
             short* qt = (short*)xT;
             var q = new Span<sbyte>(work + l * 4, job.K);
-            var tmp = new Span<float>(work + l * 4 + kp, job.K);
             for (int t = 0; t < mCount; t++)
             {
-                scales[t] = ActivationQuantizer.QuantizeRow(new ReadOnlySpan<float>(job.X + (nint)(m0 + t) * job.K, job.K), q, tmp);
+                scales[t] = ActivationQuantizer.QuantizeRow(new ReadOnlySpan<float>(job.X + (nint)(m0 + t) * job.K, job.K), q);
                 for (int k = 0; k < job.K; k++) qt[(nint)k * l + t] = q[k];
             }
         }

@@ -17,7 +17,7 @@ public class ActivationQuantizerTests
             var qr = new sbyte[len];
             var qv = new sbyte[len];
             float sr = ActivationQuantizer.QuantizeRowReference(x, qr);
-            float sv = ActivationQuantizer.QuantizeRow(x, qv, new float[len]);
+            float sv = ActivationQuantizer.QuantizeRow(x, qv);
             Assert.Equal(sr, sv);
             Assert.Equal(qr, qv);
             if (len > 3)
@@ -33,12 +33,11 @@ public class ActivationQuantizerTests
     public void DegenerateRows()
     {
         var q = new sbyte[4];
-        Assert.Equal(0f, ActivationQuantizer.QuantizeRow(new float[4], q, new float[4]));
+        Assert.Equal(0f, ActivationQuantizer.QuantizeRow(new float[4], q));
         Assert.All(q, v => Assert.Equal(0, v));
         Assert.True(float.IsNaN(ActivationQuantizer.QuantizeRowReference([1, float.NaN, 2, 3], q)));
-        Assert.True(float.IsNaN(ActivationQuantizer.QuantizeRow([1, float.PositiveInfinity, 2, 3], q, new float[4])));
+        Assert.True(float.IsNaN(ActivationQuantizer.QuantizeRow([1, float.PositiveInfinity, 2, 3], q)));
         Assert.Equal([0, 0, 0, 0], q);
-        Assert.Throws<ArgumentException>(() => ActivationQuantizer.QuantizeRow(new float[4], new sbyte[3], new float[4]));
-        Assert.Throws<ArgumentException>(() => ActivationQuantizer.QuantizeRow(new float[4], new sbyte[4], new float[3]));
+        Assert.Throws<ArgumentException>(() => ActivationQuantizer.QuantizeRow(new float[4], new sbyte[3]));
     }
 }
