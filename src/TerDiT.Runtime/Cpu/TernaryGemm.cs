@@ -14,10 +14,10 @@ public static unsafe class TernaryGemm
 {
     /// <summary>
     /// Byte positions tabulated at a time (measured best on Zen 4: 16 for fp32 tables of 16 tokens,
-    /// 64 for int16 tables of 32 tokens). A8 needs ≤ 64: 64 · 4 · 127 ≤ 32767 keeps int16 sums exact.
+    /// 32 for int16 tables of 32 tokens). A8 needs ≤ 64: 64 · 4 · 127 ≤ 32767 keeps int16 sums exact.
     /// </summary>
-    internal static int ExactChunk = 16;
-    internal static int A8Chunk = 64;
+    internal const int ExactChunk = 16;
+    internal const int A8Chunk = 32;
 
     /// <summary>Computes y; see the class summary for the exact semantics of each mode.</summary>
     public static void Multiply(ReadOnlySpan<float> x, int m, PackedTernaryMatrix w, Span<float> y,
@@ -104,53 +104,65 @@ public static unsafe class TernaryGemm
         int l = TL.Count, kp = job.RowBytes * 4, nCount = n1 - n0;
         int chunk = mode == GemmMode.A8 ? A8Chunk : ExactChunk;
         long xtBytes = (long)kp * l * sizeof(TE), lutBytes = (long)(chunk | 1) * LutKernel.Entries * l * sizeof(TE);
-        long accBytes = (long)nCount * l * 4, workBytes = kp + l * 4;
+        long accBytes = (long)nCount * l * 4, workBytes = (long)l * 4 + (mode == GemmMode.A8 ? (long)l * job.K : 0);
         byte* s = Scratch.Get(xtBytes + lutBytes + accBytes + workBytes);
         TE* xT = (TE*)s;
         TE* lut = (TE*)(s + xtBytes);
         byte* acc = s + xtBytes + lutBytes;
-        byte* work = acc + accBytes;
+        float* scales = (float*)(acc + accBytes);
+        sbyte* q = (sbyte*)(scales + l);   // A8: (mCount, K) quantized rows
         new Span<byte>(xT, checked((int)xtBytes)).Clear();
         new Span<byte>(acc, checked((int)accBytes)).Clear();
-        float* scales = (float*)work;
+        // Transpose in column blocks of 16 so the written lines of xT stay in L1.
+        const int Block = 16;
         if (mode == GemmMode.Exact)
         {
             float* xt = (float*)xT;
-            for (int t = 0; t < mCount; t++)
-            {
-                float* xr = job.X + (nint)(m0 + t) * job.K;
-                for (int k = 0; k < job.K; k++) xt[(nint)k * l + t] = xr[k];
-            }
+            for (int k0 = 0; k0 < job.K; k0 += Block)
+                for (int t = 0; t < mCount; t++)
+                {
+                    float* xr = job.X + (nint)(m0 + t) * job.K;
+                    for (int k = k0, k1 = Math.Min(job.K, k0 + Block); k < k1; k++) xt[(nint)k * l + t] = xr[k];
+                }
         }
         else
         {
-            short* qt = (short*)xT;
-            var q = new Span<sbyte>(work + l * 4, job.K);
             for (int t = 0; t < mCount; t++)
-            {
-                scales[t] = ActivationQuantizer.QuantizeRow(new ReadOnlySpan<float>(job.X + (nint)(m0 + t) * job.K, job.K), q);
-                for (int k = 0; k < job.K; k++) qt[(nint)k * l + t] = q[k];
-            }
+                scales[t] = ActivationQuantizer.QuantizeRow(new ReadOnlySpan<float>(job.X + (nint)(m0 + t) * job.K, job.K),
+                    new Span<sbyte>(q + (nint)t * job.K, job.K));
+            short* qt = (short*)xT;
+            for (int k0 = 0; k0 < job.K; k0 += Block)
+                for (int t = 0; t < mCount; t++)
+                {
+                    sbyte* qr = q + (nint)t * job.K;
+                    for (int k = k0, k1 = Math.Min(job.K, k0 + Block); k < k1; k++) qt[(nint)k * l + t] = qr[k];
+                }
         }
 
         LutKernel.Accumulate<TV, TE, TL>(xT, job.W, job.RowBytes, n0, n1, lut, chunk, acc);
 
-        for (int t = 0; t < mCount; t++)
+        // y[m0 + t, n] from acc[n - n0, t], in row blocks of 16 so the read lines of acc stay in L1.
+        float* bias = job.Bias;
+        for (int b0 = n0; b0 < n1; b0 += Block)
         {
-            float* yr = job.Y + (nint)(m0 + t) * job.N;
-            if (mode == GemmMode.Exact)
+            int b1 = Math.Min(n1, b0 + Block);
+            for (int t = 0; t < mCount; t++)
             {
-                float* a = (float*)acc + t;
-                for (int n = 0; n < nCount; n++) yr[n0 + n] = job.Alpha * a[(nint)n * l];
+                float* yr = job.Y + (nint)(m0 + t) * job.N;
+                if (mode == GemmMode.Exact)
+                {
+                    float* a = (float*)acc + t - (nint)n0 * l;
+                    for (int n = b0; n < b1; n++) yr[n] = job.Alpha * a[(nint)n * l];
+                }
+                else
+                {
+                    int* a = (int*)acc + t - (nint)n0 * l;
+                    float combined = job.Alpha * scales[t];
+                    for (int n = b0; n < b1; n++) yr[n] = a[(nint)n * l] * combined;
+                }
+                if (bias != null)
+                    for (int n = b0; n < b1; n++) yr[n] += bias[n];
             }
-            else
-            {
-                int* a = (int*)acc + t;
-                float combined = job.Alpha * scales[t];
-                for (int n = 0; n < nCount; n++) yr[n0 + n] = a[(nint)n * l] * combined;
-            }
-            if (job.Bias != null)
-                for (int n = n0; n < n1; n++) yr[n] += job.Bias[n];
         }
     }
 
