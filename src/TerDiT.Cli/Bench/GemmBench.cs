@@ -19,9 +19,18 @@ public sealed record GemmBenchResult(string Name, int M, int K, int N, double To
     /// <summary>A8 throughput over the baseline's.</summary>
     public double A8Speedup => A8Gops / TorchGops;
 
+    /// <summary>Baseline throughput as a fraction of <see cref="PeakGflops"/>.</summary>
+    public double TorchPeakFraction => TorchGops / PeakGflops;
+
+    /// <summary>Exact throughput (dense-equivalent operations) as a fraction of <see cref="PeakGflops"/>.</summary>
+    public double ExactPeakFraction => ExactGops / PeakGflops;
+
+    /// <summary>A8 throughput (dense-equivalent operations) as a fraction of <see cref="PeakGflops"/>.</summary>
+    public double A8PeakFraction => A8Gops / PeakGflops;
+
     /// <summary>One line for a terminal.</summary>
     public override string ToString() => string.Create(CultureInfo.InvariantCulture,
-        $"{Name,-18} M={M} K={K} N={N}: torch {TorchGops,6:F1} GOP/s ({TorchGops / PeakGflops:P0} of peak) | exact {ExactGops,6:F1} ({ExactSpeedup:F2}×) | a8 {A8Gops,6:F1} ({A8Speedup:F2}×)");
+        $"{Name,-18} M={M} K={K} N={N}: torch {TorchGops,6:F1} GOP/s ({TorchPeakFraction:P0} of peak) | exact {ExactGops,6:F1} ({ExactSpeedup:F2}×, {ExactPeakFraction:P0}) | a8 {A8Gops,6:F1} ({A8Speedup:F2}×, {A8PeakFraction:P0})");
 }
 
 /// <summary>
