@@ -62,28 +62,30 @@ public sealed class TernaryLinear : nn.Module<Tensor, Tensor>
     }
 
     /// <summary>
-    /// The ternary values <c>clamp(round(w / (mean|w| + 1e-6)), -1, 1)</c> in <paramref name="w"/>'s
-    /// dtype and device, computed without gradient. The same arithmetic the forward uses.
+    /// The ternary values <c>clamp(round(w / (mean|w| + 1e-6)), -1, 1)</c>, computed in float32
+    /// (whatever w's dtype: a bf16 mean over a large tensor is too coarse) without gradient and
+    /// returned in <paramref name="w"/>'s dtype and device. The same arithmetic the forward uses.
     /// </summary>
     public static Tensor Quantize(Tensor w)
     {
         using var _ = no_grad();
         using var scope = NewDisposeScope();
-        var gamma = w.abs().mean();
-        return scope.MoveToOuter((w / (gamma + Epsilon)).round().clamp(-1, 1));
+        var w32 = w.to(ScalarType.Float32);
+        var gamma = w32.abs().mean();
+        return scope.MoveToOuter((w32 / (gamma + Epsilon)).round().clamp(-1, 1).to(w.dtype));
     }
 
     /// <summary>
     /// Ternarizes a weight for packing or post-training quantization: <c>Trits</c> is an int8 tensor
     /// of <paramref name="w"/>'s shape and device with values in {-1, 0, 1} (exactly what the forward
-    /// uses), <c>Gamma</c> = mean|w| computed in <paramref name="w"/>'s dtype. The forward's scale is
+    /// uses), <c>Gamma</c> = mean|w| computed in float32. The forward's scale is
     /// the layer's <c>alpha</c>, not gamma.
     /// </summary>
     public static (Tensor Trits, float Gamma) Ternarize(Tensor w)
     {
         using var _ = no_grad();
         using var scope = NewDisposeScope();
-        float gamma = w.abs().mean().to(ScalarType.Float32).item<float>();
+        float gamma = w.to(ScalarType.Float32).abs().mean().item<float>();
         return (scope.MoveToOuter(Quantize(w).to(ScalarType.Int8)), gamma);
     }
 
