@@ -98,6 +98,25 @@ public sealed partial class FeatureClassifier
         if (Meta("format") != FormatName) throw Bad($"format is '{Meta("format")}'");
         if (Meta("format_version") != FormatVersion) throw Bad($"format version {Meta("format_version")} is not {FormatVersion}");
         if (Meta("architecture") != Architecture) throw Bad($"architecture '{Meta("architecture")}' is not {Architecture}");
+        var entries = new Dictionary<string, (long[] Shape, long Begin, long End)>();
+        foreach (var (name, node) in header)
+        {
+            if (name == "__metadata__") continue;
+            try
+            {
+                if ((string?)node?["dtype"] != "F32") throw Bad($"tensor '{name}' is not F32");
+                var shape = node!["shape"]!.AsArray().Select(d => d!.GetValue<long>()).ToArray();
+                var offsets = node["data_offsets"]!.AsArray().Select(d => d!.GetValue<long>()).ToArray();
+                if (offsets.Length != 2 || offsets[0] < 0 || offsets[1] < offsets[0]) throw Bad($"tensor '{name}' has data_offsets [{string.Join(", ", offsets)}]");
+                entries[name] = (shape, offsets[0], offsets[1]);
+            }
+            catch (Exception e) when (e is InvalidOperationException or FormatException or NullReferenceException)
+            {
+                throw Bad($"tensor '{name}' has a malformed entry ({e.Message})");
+            }
+        }
+        long described = entries.Values.Select(e => e.End).DefaultIfEmpty(0).Max();
+        if (data.Length != described) throw Bad($"data section holds {data.Length} bytes, the header describes {described} (truncated?)");
         var sha = Convert.ToHexStringLower(SHA256.HashData(data));
         if (sha != Meta("sha256")) throw Bad($"checksum mismatch: data SHA-256 is {sha}, the header says {Meta("sha256")}");
         ClassifierProvenance provenance;
@@ -105,22 +124,21 @@ public sealed partial class FeatureClassifier
         catch (JsonException e) { throw Bad($"provenance unreadable ({e.Message})"); }
 
         var model = new FeatureClassifier();
-        var state = model.FloatState();
-        int tensorsInFile = header.Count - 1;
-        if (tensorsInFile != state.Count) throw Bad($"{tensorsInFile} tensors in the file, the architecture has {state.Count}");
-        using (no_grad())
+        try
+        {
+            var state = model.FloatState();
+            if (entries.Count != state.Count) throw Bad($"{entries.Count} tensors in the file, the architecture has {state.Count}");
+            using var noGrad = no_grad();
             foreach (var (name, t) in state)
             {
-                var entry = header[name] as JsonObject ?? throw Bad($"tensor '{name}' missing");
-                if ((string?)entry["dtype"] != "F32") throw Bad($"tensor '{name}' is not F32");
-                var shape = (entry["shape"] as JsonArray)?.Select(d => (long)d!).ToArray() ?? throw Bad($"tensor '{name}' has no shape");
-                if (!shape.SequenceEqual(t.shape)) throw Bad($"tensor '{name}' has shape ({string.Join(", ", shape)}), expected ({string.Join(", ", t.shape)})");
-                var offsets = (entry["data_offsets"] as JsonArray)?.Select(d => (long)d!).ToArray() ?? throw Bad($"tensor '{name}' has no data_offsets");
-                if (offsets.Length != 2 || offsets[0] < 0 || offsets[1] > data.Length || offsets[1] - offsets[0] != t.numel() * 4)
-                    throw Bad($"tensor '{name}' data_offsets [{string.Join(", ", offsets)}] do not hold {t.numel()} floats within {data.Length} data bytes");
-                var values = MemoryMarshal.Cast<byte, float>(data[(int)offsets[0]..(int)offsets[1]]).ToArray();
-                t.copy_(tensor(values, t.shape));
+                if (!entries.TryGetValue(name, out var e)) throw Bad($"tensor '{name}' missing");
+                if (!e.Shape.SequenceEqual(t.shape)) throw Bad($"tensor '{name}' has shape ({string.Join(", ", e.Shape)}), expected ({string.Join(", ", t.shape)})");
+                if (e.End - e.Begin != t.numel() * sizeof(float)) throw Bad($"tensor '{name}' data_offsets [{e.Begin}, {e.End}] do not hold {t.numel()} floats");
+                using var values = tensor(MemoryMarshal.Cast<byte, float>(data[(int)e.Begin..(int)e.End]).ToArray(), t.shape);
+                t.copy_(values);
             }
+        }
+        catch { model.Dispose(); throw; }
         model.Provenance = provenance;
         model.to(device ?? CPU);
         model.eval();

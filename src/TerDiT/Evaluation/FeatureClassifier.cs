@@ -65,7 +65,8 @@ public sealed partial class FeatureClassifier : nn.Module<Tensor, Tensor>
 
     /// <summary>
     /// Features (float64, CPU, (N, 128)) and argmax classes of <paramref name="images"/> (N, 1, 32, 32) on any device,
-    /// in eval mode, <paramref name="batchSize"/> images at a time on <see cref="Device"/>. Inputs are clamped to [-1, 1].
+    /// in eval mode (the network is left in it), <paramref name="batchSize"/> images at a time on <see cref="Device"/>.
+    /// Inputs are clamped to [-1, 1].
     /// </summary>
     public (Tensor Features, int[] Predictions) Embed(Tensor images, int batchSize = 500)
     {
@@ -105,8 +106,8 @@ public sealed partial class FeatureClassifier : nn.Module<Tensor, Tensor>
 
     /// <summary>
     /// Trains a fresh network on <paramref name="train"/>: AdamW (lr 2e-3, weight decay 5e-4, cosine decay to 0 over all
-    /// steps), batch 128, cross-entropy, no augmentation. Deterministic for a given <paramref name="seed"/> on one device
-    /// and thread count: the initialisation comes from a CPU generator seeded with <paramref name="seed"/> (never the
+    /// steps), batch 128, cross-entropy, no augmentation. On the CPU, deterministic for a given <paramref name="seed"/> and
+    /// thread count (CUDA convolutions may pick non-deterministic algorithms): the initialisation comes from a CPU generator seeded with <paramref name="seed"/> (never the
     /// global one), the batch order from <see cref="Random"/>(seed). <paramref name="progress"/> is called every 50 steps and at the end of each epoch.
     /// </summary>
     public static FeatureClassifier Train(LabeledImages train, int epochs, int seed, Device? device = null,
@@ -122,8 +123,10 @@ public sealed partial class FeatureClassifier : nn.Module<Tensor, Tensor>
         var model = new FeatureClassifier();
         using (var generator = new Generator((ulong)seed)) model.Initialise(generator);
         model.to(device);
-        using var x = EvalImages.ToTensor(train).to(device);                         // (N, 1, 32, 32)
-        using var y = tensor(train.Labels.Select(l => (long)l).ToArray()).to(device); // (N)
+        using var xCpu = EvalImages.ToTensor(train);                                     // (N, 1, 32, 32)
+        using var yCpu = tensor(train.Labels.Select(l => (long)l).ToArray());            // (N)
+        using var x = xCpu.to(device);
+        using var y = yCpu.to(device);
         using var optimizer = optim.AdamW(model.parameters(), peakLr, weight_decay: weightDecay);
         var rng = new Random(seed);
         int n = train.Count, stepsPerEpoch = (n + batchSize - 1) / batchSize, totalSteps = epochs * stepsPerEpoch, step = 0;
