@@ -1,4 +1,5 @@
 #:project ../src/TerDiT/TerDiT.csproj
+#:property PublishAot=false
 // Reference values of the evaluation metrics for real and degraded Fashion-MNIST images (docs/EVAL.md).
 // Usage (from the repository root): dotnet run -c Release models/fmnist-classifier.check.cs -- [n]
 using System.Diagnostics;
