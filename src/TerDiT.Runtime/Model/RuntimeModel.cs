@@ -20,7 +20,7 @@ public sealed class RuntimeModel
     readonly ParallelOptions _parallel;
     readonly FloatLinear _xEmbedder, _tFc1, _tFc2, _finalAdaLn, _finalLinear;
     readonly float[] _labelTable; // (NumClasses + 1, cdim)
-    readonly float[] _frequencies; // (128): exp(−ln(10000)·i/128), float32 as in DiT
+    readonly float[] _frequencies; // (128): exp(−ln(10000)·i/128)
     readonly Block[] _blocks;
     readonly RopeTable _rope;
     readonly Attention _attention;
@@ -49,8 +49,8 @@ public sealed class RuntimeModel
         _labelTable = weights.Full("y_embedder.embedding_table.weight");
 
         _frequencies = new float[Half];
-        float minusLogPeriod = (float)-Math.Log(10000);
-        for (int i = 0; i < Half; i++) _frequencies[i] = MathF.Exp(minusLogPeriod * i / Half);
+        float step = (float)(-Math.Log(10000) / Half); // float32 arange(128) · step, then exp, as the TorchSharp model
+        for (int i = 0; i < Half; i++) _frequencies[i] = MathF.Exp(i * step);
 
         _blocks = new Block[c.Depth];
         for (int i = 0; i < c.Depth; i++) _blocks[i] = LoadBlock(weights, $"blocks.{i}.");

@@ -5,8 +5,8 @@ namespace TerDiT.Runtime.Ops;
 /// <summary>
 /// Rotary position embedding over adjacent pairs (TERDIT.md §8): for head dimension hd, pair i of
 /// a head (dims 2i, 2i+1) at token position t is rotated by the angle <c>t · 10000^(−2i/hd)</c>
-/// as the complex number <c>x[2i] + i·x[2i+1]</c>. The table is computed in float32 in the same
-/// order as the authors' code (<c>1 / theta^(arange(0, hd, 2) / hd)</c>, outer product, cos/sin).
+/// as the complex number <c>x[2i] + i·x[2i+1]</c>. Angles and their cos/sin are computed in float64
+/// and rounded to float32 (as the TorchSharp model's table); the rotation itself runs in float32.
 /// </summary>
 public sealed class RopeTable
 {
@@ -16,7 +16,7 @@ public sealed class RopeTable
     // (T, hd): cos of each pair's angle repeated on both dims; sin with sign −/+ on dims 2i / 2i+1.
     readonly float[] _cos, _sin;
 
-    public RopeTable(int tokens, int headDim, float theta = 10000f)
+    public RopeTable(int tokens, int headDim, double theta = 10000)
     {
         if (tokens <= 0) throw new ArgumentException($"tokens must be positive, got {tokens}");
         if (headDim <= 0 || headDim % 2 != 0) throw new ArgumentException($"RoPE head dimension must be positive and even, got {headDim}");
@@ -26,11 +26,11 @@ public sealed class RopeTable
         _sin = new float[tokens * headDim];
         for (int i = 0; i < headDim / 2; i++)
         {
-            float freq = 1f / MathF.Pow(theta, (float)(2 * i) / headDim);
+            double freq = 1 / Math.Pow(theta, 2.0 * i / headDim);
             for (int t = 0; t < tokens; t++)
             {
-                float angle = t * freq;
-                float c = MathF.Cos(angle), s = MathF.Sin(angle);
+                double angle = t * freq;
+                float c = (float)Math.Cos(angle), s = (float)Math.Sin(angle);
                 int o = t * headDim + 2 * i;
                 _cos[o] = c; _cos[o + 1] = c;
                 _sin[o] = -s; _sin[o + 1] = s;
