@@ -1,4 +1,5 @@
 using TerDiT.Runtime.Config;
+using TerDiT.Runtime.Format;
 using TerDiT.Runtime.Model;
 using TerDiT.Runtime.Sampling;
 
@@ -10,7 +11,7 @@ namespace TerDiT.Runtime;
 /// </summary>
 /// <example>
 /// <code>
-/// using var pipe = new TerDiTPipeline(weights, new RuntimeOptions { Threads = 2 });
+/// using var pipe = TerDiTPipeline.Load("model.tdit", new RuntimeOptions { Mode = GemmMode.Exact, Threads = 2 });
 /// float[] images = pipe.Sample([0, 7], perClass: 4, steps: 50, SamplerKind.Ddim, guidance: 1.5, seed: 1);
 /// byte[] pixels = TerDiTPipeline.ToPixels(images);
 /// </code>
@@ -26,6 +27,26 @@ public sealed class TerDiTPipeline : IDisposable
 
     /// <summary>The forward pass, for direct model calls.</summary>
     public RuntimeModel Model { get; }
+
+    /// <summary>
+    /// Opens and validates a packed model (<see cref="TditFile.Open"/>, checksum included) and builds
+    /// the pipeline over it; the ternary weights are used in place from the mapped file, which stays
+    /// open until <see cref="Dispose"/>.
+    /// </summary>
+    /// <exception cref="TditFormatException">The file is not a valid packed model.</exception>
+    public static TerDiTPipeline Load(string path, RuntimeOptions? options = null)
+    {
+        var file = TditFile.Open(path, new TditReadOptions { PackedShape = TditWeightSource.PackedShape });
+        try
+        {
+            return new TerDiTPipeline(new TditWeightSource(file), options, file);
+        }
+        catch
+        {
+            file.Dispose();
+            throw;
+        }
+    }
 
     /// <summary>Builds the pipeline over weights; <paramref name="owned"/> (e.g. a mapped file) is disposed with it.</summary>
     public TerDiTPipeline(IWeightSource weights, RuntimeOptions? options = null, IDisposable? owned = null)

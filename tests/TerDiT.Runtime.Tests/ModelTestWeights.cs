@@ -6,14 +6,23 @@ namespace TerDiT.Runtime.Tests;
 /// <summary>
 /// Random weights for every parameter of a config, non-zero everywhere (adaLN and final layer
 /// included, so no block is the identity), as an <see cref="InMemoryWeights"/> and as the dense
-/// effective weights (alpha·trits for ternary layers) a reference forward can read by name.
+/// effective weights (alpha·trits for ternary layers) a reference forward can read by name, and
+/// the ternary layers' trits and alphas by prefix.
 /// </summary>
 static class ModelTestWeights
 {
     public static (InMemoryWeights Weights, Dictionary<string, float[]> Dense) Random(TerDiTConfig config, int seed)
     {
+        var (weights, dense, _) = RandomWithTrits(config, seed);
+        return (weights, dense);
+    }
+
+    public static (InMemoryWeights Weights, Dictionary<string, float[]> Dense, Dictionary<string, (sbyte[] Trits, float Alpha)> Ternary)
+        RandomWithTrits(TerDiTConfig config, int seed)
+    {
         var weights = new InMemoryWeights(config);
         var dense = new Dictionary<string, float[]>();
+        var ternary = new Dictionary<string, (sbyte[], float)>();
         var rng = new Random(seed);
         int s = seed;
         foreach (var p in ParameterSchema.Enumerate(config))
@@ -29,6 +38,7 @@ static class ModelTestWeights
                     float alpha = (float)((0.8 + 0.4 * rng.NextDouble()) / Math.Sqrt(inFeatures)) * (rng.Next(2) == 0 ? 1 : -1);
                     string prefix = p.Name[..^".weight".Length];
                     weights.SetTernary(prefix, trits, alpha);
+                    ternary[prefix] = (trits, alpha);
                     dense[p.Name] = trits.Select(t => alpha * t).ToArray();
                     break;
                 }
@@ -46,6 +56,6 @@ static class ModelTestWeights
                 }
             }
         }
-        return (weights, dense);
+        return (weights, dense, ternary);
     }
 }

@@ -1,4 +1,5 @@
 using TerDiT.Runtime.Config;
+using TerDiT.Runtime.Cpu;
 using TerDiT.Runtime.Model;
 using Xunit;
 
@@ -46,6 +47,26 @@ public class ModelTests
         Console.WriteLine($"{variant}: relative error {err:E3}");
         // Non-trivial: blocks change the output (the reference without the last block differs).
         Assert.True(TestData.RelativeError(expected, ModelReferenceForward.Run(config with { Depth = 1 }, dense, x, t, y)) > 0.05);
+    }
+
+    [Theory]
+    [InlineData("default")]
+    [InlineData("no-adalnnorm")]
+    public void A8ForwardStaysCloseToScalarReference(string variant)
+    {
+        var config = Variant(variant);
+        var (weights, dense) = ModelTestWeights.Random(config, 11);
+        int n = 3;
+        var model = new RuntimeModel(weights, new RuntimeOptions { Threads = 2, Mode = GemmMode.A8 });
+        var x = TestData.Normal(n * model.InputLength, 5);
+        int[] t = [0, 517, 999], y = [1, config.NullClass, 4];
+        var expected = ModelReferenceForward.Run(config, dense, x, t, y);
+        var actual = new float[n * model.OutputLength];
+        model.Forward(x, t, y, actual);
+        double err = TestData.RelativeError(actual, expected);
+        Console.WriteLine($"A8 {variant}: relative error {err:E3}");
+        Assert.True(err < 0.03, $"relative error {err:E3}");
+        Assert.True(err > 1e-5, "A8 should not be exact"); // the mode switch reached the kernels
     }
 
     [Fact]

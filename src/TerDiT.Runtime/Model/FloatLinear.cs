@@ -4,10 +4,9 @@ using TerDiT.Runtime.Ops;
 namespace TerDiT.Runtime.Model;
 
 /// <summary>
-/// Full-precision linear <c>y = x · (scale · W)ᵀ + bias</c> on <see cref="FloatGemm"/>: W (Out, In)
+/// Full-precision linear <c>y = x · Wᵀ + bias</c> on <see cref="FloatGemm"/>: W (Out, In)
 /// is copied once into packed panels. Used for the full-precision layers (patch embedding, timestep
-/// MLP, final layer, and every linear of a non-ternary model) and, with W a ternary matrix and
-/// scale its alpha, as the dense reference for a ternary layer.
+/// MLP, final layer, and every linear of a non-ternary model).
 /// </summary>
 public sealed class FloatLinear : ILinearKernel
 {
@@ -20,8 +19,7 @@ public sealed class FloatLinear : ILinearKernel
 
     /// <param name="weight">W (Out, In), row-major.</param>
     /// <param name="bias">Length Out, or null for none.</param>
-    /// <param name="scale">Multiplies W (a ternary layer's alpha); 1 for a plain linear.</param>
-    public FloatLinear(ReadOnlySpan<float> weight, float[]? bias, int outFeatures, int inFeatures, ParallelOptions parallel, float scale = 1f)
+    public FloatLinear(ReadOnlySpan<float> weight, float[]? bias, int outFeatures, int inFeatures, ParallelOptions parallel)
     {
         if (outFeatures <= 0 || inFeatures <= 0) throw new ArgumentException($"linear sizes must be positive, got ({outFeatures}, {inFeatures})");
         if (weight.Length != (long)outFeatures * inFeatures)
@@ -31,19 +29,6 @@ public sealed class FloatLinear : ILinearKernel
         (OutFeatures, InFeatures, _bias, _parallel) = (outFeatures, inFeatures, bias, parallel);
         _packed = new float[FloatGemm.PackedLength(inFeatures, outFeatures)];
         FloatGemm.PackTransposed(weight, outFeatures, inFeatures, inFeatures, _packed);
-        if (scale != 1f) TensorPrimitives.Multiply(_packed, scale, _packed);
-    }
-
-    /// <summary>Dense linear of a ternary layer: <c>W = alpha · trits</c>, trits in {−1, 0, +1}.</summary>
-    public static FloatLinear FromTrits(ReadOnlySpan<sbyte> trits, float alpha, float[]? bias, int outFeatures, int inFeatures, ParallelOptions parallel)
-    {
-        var w = new float[trits.Length];
-        for (int i = 0; i < trits.Length; i++)
-        {
-            if (trits[i] is < -1 or > 1) throw new ArgumentException($"trit {i} is {trits[i]}, not in {{-1, 0, 1}}");
-            w[i] = trits[i];
-        }
-        return new FloatLinear(w, bias, outFeatures, inFeatures, parallel, alpha);
     }
 
     public void Forward(ReadOnlySpan<float> x, Span<float> y, int rows)

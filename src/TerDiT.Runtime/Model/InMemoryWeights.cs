@@ -1,4 +1,5 @@
 using TerDiT.Runtime.Config;
+using TerDiT.Runtime.Cpu;
 
 namespace TerDiT.Runtime.Model;
 
@@ -6,7 +7,8 @@ namespace TerDiT.Runtime.Model;
 /// Weights held in managed arrays: full-precision tensors as floats and ternary layers as trits
 /// (one sbyte in {−1, 0, +1} per weight) with their alpha. Every tensor is checked against
 /// <see cref="ParameterSchema"/> when added; <see cref="RuntimeModel"/> asks for the ones it needs.
-/// Ternary layers become dense reference kernels (<see cref="FloatLinear.FromTrits"/>).
+/// Ternary layers are packed once (<see cref="PackedTernaryMatrix.FromTrits"/>) and run as
+/// <see cref="PackedTernaryLinear"/> kernels.
 /// </summary>
 public sealed class InMemoryWeights : IWeightSource
 {
@@ -51,7 +53,7 @@ public sealed class InMemoryWeights : IWeightSource
     {
         if (!_ternary.TryGetValue(prefix, out var t)) throw new KeyNotFoundException($"ternary weight '{prefix}.weight' was not provided");
         var shape = _schema[prefix + ".weight"].Shape;
-        return FloatLinear.FromTrits(t.Trits, t.Alpha, bias, (int)shape[0], (int)shape[1], options.Parallel);
+        return new PackedTernaryLinear(PackedTernaryMatrix.FromTrits(t.Trits, (int)shape[0], (int)shape[1], t.Alpha), bias, options.Mode, options.Threads);
     }
 
     ParameterSpec Spec(string name) =>

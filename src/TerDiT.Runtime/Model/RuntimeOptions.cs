@@ -1,3 +1,5 @@
+using TerDiT.Runtime.Cpu;
+
 namespace TerDiT.Runtime.Model;
 
 /// <summary>How the runtime executes a model.</summary>
@@ -5,6 +7,9 @@ public sealed record RuntimeOptions
 {
     /// <summary>Threads used by the GEMMs and attention (default: all logical processors).</summary>
     public int Threads { get; init; } = Environment.ProcessorCount;
+
+    /// <summary>Activation precision of the ternary GEMMs (default: exact fp32).</summary>
+    public GemmMode Mode { get; init; } = GemmMode.Exact;
 
     /// <summary>
     /// Most images a sampler puts through one forward (before classifier-free guidance doubles it);
