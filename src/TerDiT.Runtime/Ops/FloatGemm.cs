@@ -175,9 +175,7 @@ public static unsafe class FloatGemm
             return;
         }
         // Last panel of a matrix whose N is not a multiple of 16: write only the valid columns.
-        float* tmp = stackalloc float[PanelWidth];
-        lo.Store(tmp);
-        hi.Store(tmp + 8);
-        for (int j = 0; j < width; j++) c[j] = tmp[j];
+        // (No stackalloc here: it would stop inlining and make the JIT spill the accumulators.)
+        for (int j = 0; j < width; j++) c[j] = j < 8 ? lo.GetElement(j) : hi.GetElement(j - 8);
     }
 }
