@@ -1,11 +1,11 @@
 namespace TerDiT.Runtime.Sampling;
 
-/// <summary>Reverse-process sampler of the runtime.</summary>
+/// <summary>Reverse-process sampler; shared by the runtime samplers and the TorchSharp diffusion.</summary>
 public enum SamplerKind
 {
-    /// <summary>DDPM ancestral sampling: x_{t−1} = μ_θ + σ_θ·z (learned-range variance when the model learns sigma).</summary>
+    /// <summary>DDPM ancestral sampling: x_{t−1} ~ N(μ_θ, Σ_θ).</summary>
     Ddpm,
-    /// <summary>DDIM with eta = 0 (deterministic after the initial noise).</summary>
+    /// <summary>DDIM (deterministic when eta = 0; the runtime sampler always uses eta = 0).</summary>
     Ddim,
 }
 
