@@ -159,6 +159,23 @@ public class OpsTests
         for (int r = 0; r < rows; r++) Assert.Equal(1.0, actual.AsSpan(r * dim, dim).ToArray().Sum(v => (double)v), 1e-5);
     }
 
+    [Fact]
+    public void SoftmaxExponentialIsAccurateOverItsWholeRange()
+    {
+        // One row spanning scaled values 0 … −120: every float exponent, underflow to 0 below −87.
+        int dim = 1203;
+        var x = Enumerable.Range(0, dim).Select(i => -0.1f * i).ToArray();
+        var actual = (float[])x.Clone();
+        Elementwise.ScaledSoftmax(actual, dim, 1f);
+        double sum = x.Sum(v => Math.Exp(v));
+        for (int i = 0; i < dim; i++)
+        {
+            double expected = Math.Exp(x[i]) / sum;
+            if (x[i] < -87f) Assert.True(actual[i] < 1e-37, $"element {i}: {actual[i]}");
+            else Assert.True(Math.Abs(actual[i] - expected) <= 1e-6 * expected, $"element {i}: expected {expected}, got {actual[i]}");
+        }
+    }
+
     [Theory]
     [InlineData(1, 2, 1)]
     [InlineData(5, 6, 2)]

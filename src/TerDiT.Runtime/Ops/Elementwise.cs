@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
 
 namespace TerDiT.Runtime.Ops;
 
@@ -68,6 +69,7 @@ public static class Elementwise
     /// <summary>
     /// In-place softmax of each row of x (rows, dim) after scaling:
     /// <c>x = exp(s·x − max(s·x)) / Σ exp(s·x − max(s·x))</c> with <c>s = <paramref name="scale"/> &gt; 0</c>.
+    /// The exponentials use <see cref="ExpNonPositive"/> (a few ulp).
     /// </summary>
     public static void ScaledSoftmax(Span<float> x, int dim, float scale)
     {
@@ -76,11 +78,49 @@ public static class Elementwise
         for (int r = 0; r < rows; r++)
         {
             Span<float> xr = x.Slice(r * dim, dim);
-            float max = TensorPrimitives.Max(xr);
-            TensorPrimitives.Subtract(xr, max, xr); // scale > 0, so s·(x − max) = s·x − max(s·x)
-            TensorPrimitives.Multiply(xr, scale, xr);
-            TensorPrimitives.Exp(xr, xr);
-            TensorPrimitives.Multiply(xr, 1f / TensorPrimitives.Sum(xr), xr);
+            float max = TensorPrimitives.Max(xr); // scale > 0, so s·(x − max) = s·x − max(s·x) ≤ 0
+            float sum = 0;
+            int i = 0;
+            if (Vector256.IsHardwareAccelerated)
+            {
+                var vmax = Vector256.Create(max);
+                var vscale = Vector256.Create(scale);
+                var acc = Vector256<float>.Zero;
+                for (; i + 8 <= dim; i += 8)
+                {
+                    var e = ExpNonPositive((Vector256.Create<float>(xr.Slice(i, 8)) - vmax) * vscale);
+                    e.CopyTo(xr.Slice(i, 8));
+                    acc += e;
+                }
+                sum = Vector256.Sum(acc);
+            }
+            for (; i < dim; i++) sum += xr[i] = MathF.Exp((xr[i] - max) * scale); // tail
+            TensorPrimitives.Multiply(xr, 1f / sum, xr);
         }
+    }
+
+    /// <summary>
+    /// exp(x) for x ≤ 0 (softmax after subtracting the maximum): x = n·ln2 + r with |r| ≤ ln2/2
+    /// (Cody–Waite split of ln2), e^r by its degree-7 Taylor polynomial (truncation below 6e-9
+    /// relative) in Horner form, times 2ⁿ built in the exponent bits. Arguments below −87 give 0.
+    /// </summary>
+    internal static Vector256<float> ExpNonPositive(Vector256<float> x)
+    {
+        const float Log2E = 1.44269504088896341f, Ln2Hi = 0.693359375f, Ln2Lo = -2.12194440e-4f;
+        var underflow = Vector256.LessThan(x, Vector256.Create(-87f));
+        x = Vector256.Max(x, Vector256.Create(-87f));
+        var n = Vector256.Round(x * Vector256.Create(Log2E));
+        var r = x - n * Vector256.Create(Ln2Hi) - n * Vector256.Create(Ln2Lo);
+        var p = Vector256.Create(1f / 5040);
+        p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(1f / 720));
+        p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(1f / 120));
+        p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(1f / 24));
+        p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(1f / 6));
+        p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(0.5f));
+        p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(1f));
+        p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(1f));
+        // 2ⁿ: n in [−126, 0] here, so (n + 127) << 23 is a normal float's exponent field.
+        var pow2 = Vector256.ShiftLeft(Vector256.ConvertToInt32(n) + Vector256.Create(127), 23).AsSingle();
+        return Vector256.ConditionalSelect(underflow, Vector256<float>.Zero, p * pow2);
     }
 }
