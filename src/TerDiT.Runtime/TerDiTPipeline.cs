@@ -8,6 +8,7 @@ namespace TerDiT.Runtime;
 /// <summary>
 /// Class-conditional image generation with a TerDiT model in pure C#: the runtime forward
 /// (<see cref="RuntimeModel"/>) under a DDPM or DDIM sampler with classifier-free guidance.
+/// One call at a time: the activation buffers are reused across calls (each call is itself multi-threaded).
 /// </summary>
 /// <example>
 /// <code>
