@@ -160,6 +160,19 @@ public class OpsTests
     }
 
     [Fact]
+    public void SiluIsAccurateOverAWideRange()
+    {
+        var x = Enumerable.Range(0, 2001).Select(i => -100f + 0.1f * i).ToArray(); // −100 … 100
+        float[] expected = new float[x.Length], actual = new float[x.Length];
+        ReferenceOps.Silu(x, expected);
+        Elementwise.Silu(x, actual);
+        TestData.AssertClose(expected, actual, 1e-6, 1e-30);
+        var ones = Enumerable.Repeat(1f, x.Length).ToArray();
+        Elementwise.SwiGluGate(x, ones, actual);
+        TestData.AssertClose(expected, actual, 1e-6, 1e-30);
+    }
+
+    [Fact]
     public void SoftmaxExponentialIsAccurateOverItsWholeRange()
     {
         // One row spanning scaled values 0 … −120: every float exponent, underflow to 0 below −87.

@@ -7,19 +7,15 @@ namespace TerDiT.Runtime.Ops;
 /// <summary>Activations and the adaLN element-wise ops, vectorised with TensorPrimitives.</summary>
 public static class Elementwise
 {
-    const int Chunk = 512;
-
     /// <summary><c>y = x · sigmoid(x)</c>; <paramref name="y"/> may be <paramref name="x"/>.</summary>
     public static void Silu(ReadOnlySpan<float> x, Span<float> y)
     {
         if (y.Length < x.Length) throw new ArgumentException($"output holds {y.Length} elements, input has {x.Length}");
-        Span<float> sig = stackalloc float[Chunk];
-        for (int i = 0; i < x.Length; i += Chunk)
-        {
-            int n = Math.Min(Chunk, x.Length - i);
-            TensorPrimitives.Sigmoid(x.Slice(i, n), sig[..n]);
-            TensorPrimitives.Multiply(x.Slice(i, n), sig[..n], y.Slice(i, n));
-        }
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+            for (; i + 8 <= x.Length; i += 8)
+                SiluVector(Vector256.Create(x.Slice(i, 8))).CopyTo(y.Slice(i, 8));
+        for (; i < x.Length; i++) y[i] = x[i] / (1 + MathF.Exp(-x[i])); // tail
     }
 
     /// <summary>SwiGLU gate <c>y = silu(a) · b</c>; <paramref name="y"/> may be <paramref name="a"/> or <paramref name="b"/>.</summary>
@@ -27,15 +23,15 @@ public static class Elementwise
     {
         if (b.Length != a.Length || y.Length < a.Length)
             throw new ArgumentException($"SwiGLU operands have {a.Length}, {b.Length} and {y.Length} elements");
-        Span<float> sig = stackalloc float[Chunk];
-        for (int i = 0; i < a.Length; i += Chunk)
-        {
-            int n = Math.Min(Chunk, a.Length - i);
-            TensorPrimitives.Sigmoid(a.Slice(i, n), sig[..n]);
-            TensorPrimitives.Multiply(a.Slice(i, n), sig[..n], sig[..n]);
-            TensorPrimitives.Multiply(sig[..n], b.Slice(i, n), y.Slice(i, n));
-        }
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+            for (; i + 8 <= a.Length; i += 8)
+                (SiluVector(Vector256.Create(a.Slice(i, 8))) * Vector256.Create(b.Slice(i, 8))).CopyTo(y.Slice(i, 8));
+        for (; i < a.Length; i++) y[i] = a[i] / (1 + MathF.Exp(-a[i])) * b[i]; // tail
     }
+
+    /// <summary>x / (1 + e^(−x)) with <see cref="Exp"/>.</summary>
+    static Vector256<float> SiluVector(Vector256<float> x) => x / (Vector256<float>.One + Exp(-x));
 
     /// <summary>
     /// adaLN modulate of each row of x (rows, dim): <c>y = x · (1 + scale) + shift</c> with shift and
@@ -69,7 +65,7 @@ public static class Elementwise
     /// <summary>
     /// In-place softmax of each row of x (rows, dim) after scaling:
     /// <c>x = exp(s·x − max(s·x)) / Σ exp(s·x − max(s·x))</c> with <c>s = <paramref name="scale"/> &gt; 0</c>.
-    /// The exponentials use <see cref="ExpNonPositive"/> (a few ulp).
+    /// The exponentials use <see cref="Exp"/> (a few ulp).
     /// </summary>
     public static void ScaledSoftmax(Span<float> x, int dim, float scale)
     {
@@ -88,7 +84,7 @@ public static class Elementwise
                 var acc = Vector256<float>.Zero;
                 for (; i + 8 <= dim; i += 8)
                 {
-                    var e = ExpNonPositive((Vector256.Create<float>(xr.Slice(i, 8)) - vmax) * vscale);
+                    var e = Exp((Vector256.Create<float>(xr.Slice(i, 8)) - vmax) * vscale);
                     e.CopyTo(xr.Slice(i, 8));
                     acc += e;
                 }
@@ -100,15 +96,15 @@ public static class Elementwise
     }
 
     /// <summary>
-    /// exp(x) for x ≤ 0 (softmax after subtracting the maximum): x = n·ln2 + r with |r| ≤ ln2/2
-    /// (Cody–Waite split of ln2), e^r by its degree-7 Taylor polynomial (truncation below 6e-9
-    /// relative) in Horner form, times 2ⁿ built in the exponent bits. Arguments below −87 give 0.
+    /// e^x, vectorised: x = n·ln2 + r with |r| ≤ ln2/2 (Cody–Waite split of ln2), e^r by its
+    /// degree-7 Taylor polynomial (truncation below 6e-9 relative) in Horner form, times 2ⁿ built in
+    /// the exponent bits; a few ulp. Arguments below −87 give 0, above 88 give e^88 (no infinities).
     /// </summary>
-    internal static Vector256<float> ExpNonPositive(Vector256<float> x)
+    internal static Vector256<float> Exp(Vector256<float> x)
     {
         const float Log2E = 1.44269504088896341f, Ln2Hi = 0.693359375f, Ln2Lo = -2.12194440e-4f;
         var underflow = Vector256.LessThan(x, Vector256.Create(-87f));
-        x = Vector256.Max(x, Vector256.Create(-87f));
+        x = Vector256.Min(Vector256.Max(x, Vector256.Create(-87f)), Vector256.Create(88f));
         var n = Vector256.Round(x * Vector256.Create(Log2E));
         var r = x - n * Vector256.Create(Ln2Hi) - n * Vector256.Create(Ln2Lo);
         var p = Vector256.Create(1f / 5040);
@@ -119,7 +115,7 @@ public static class Elementwise
         p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(0.5f));
         p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(1f));
         p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(1f));
-        // 2ⁿ: n in [−126, 0] here, so (n + 127) << 23 is a normal float's exponent field.
+        // 2ⁿ: n in [−126, 127] here, so (n + 127) << 23 is a normal float's exponent field.
         var pow2 = Vector256.ShiftLeft(Vector256.ConvertToInt32(n) + Vector256.Create(127), 23).AsSingle();
         return Vector256.ConditionalSelect(underflow, Vector256<float>.Zero, p * pow2);
     }
