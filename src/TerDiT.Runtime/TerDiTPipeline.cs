@@ -26,6 +26,9 @@ public sealed class TerDiTPipeline : IDisposable
     /// <summary>The model's configuration.</summary>
     public TerDiTConfig Config => Model.Config;
 
+    /// <summary>Class names by label (from the packed file's metadata); null when built from other weights.</summary>
+    public IReadOnlyList<string>? ClassNames { get; private init; }
+
     /// <summary>The forward pass, for direct model calls.</summary>
     public RuntimeModel Model { get; }
 
@@ -40,7 +43,7 @@ public sealed class TerDiTPipeline : IDisposable
         var file = TditFile.Open(path, new TditReadOptions { PackedShape = TditWeightSource.PackedShape });
         try
         {
-            return new TerDiTPipeline(new TditWeightSource(file), options, file);
+            return new TerDiTPipeline(new TditWeightSource(file), options, file) { ClassNames = file.Info.Classes };
         }
         catch
         {

@@ -67,7 +67,10 @@ public class SamplingPipelineTests
             var options = new RuntimeOptions { Threads = 2 };
             float[] fromFile, fromMemory;
             using (var pipe = TerDiTPipeline.Load(path, options))
+            {
                 fromFile = pipe.Sample([2, 0], 2, 4, SamplerKind.Ddpm, 2.0, 77);
+                Assert.Equal(metadata.Classes, pipe.ClassNames);
+            }
             using (var pipe = new TerDiTPipeline(rounded, options))
                 fromMemory = pipe.Sample([2, 0], 2, 4, SamplerKind.Ddpm, 2.0, 77);
             Assert.Equal(fromMemory, fromFile);
