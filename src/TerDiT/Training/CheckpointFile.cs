@@ -139,9 +139,10 @@ public static class CheckpointFile
                 tensors.Add(name, t);
             }
         }
-        catch (Exception e) when (e is not InvalidDataException)
+        catch (Exception e)
         {
             foreach (var t in tensors.Values) t.Dispose();
+            if (e is InvalidDataException) throw;
             throw new InvalidDataException($"{path}: malformed tensor list in the checkpoint header ({e.Message})", e);
         }
         header.Remove("tensors");
