@@ -19,6 +19,7 @@ public static class CliApp
         root.Add(InfoCommand.Create());
         root.Add(TrainCommand.Create());
         root.Add(SampleCommand.Create());
+        root.Add(PackCommand.Create());
         root.Add(BenchCommand.Create());
         return root;
     }

@@ -1,5 +1,6 @@
 using TerDiT.Diffusion;
 using TerDiT.Model;
+using TerDiT.Packing;
 using TerDiT.Quantization;
 using TerDiT.Runtime.Config;
 using TerDiT.Runtime.Cpu;
@@ -79,7 +80,7 @@ public class RuntimeParityTests(ITestOutputHelper output)
         var config = Variant(variant);
         using var model = RandomModel(config, 17);
         model.eval();
-        var weights = RuntimeParityWeights.FromModel(model);
+        var weights = RuntimeWeights.FromModel(model);
         var options = new RuntimeOptions { Threads = 2, Mode = GemmMode.A8 };
         var parameters = model.named_parameters().ToDictionary(p => p.name, p => p.parameter);
         var seen = new List<(string Prefix, float[] Input, float[] Output)>();
@@ -155,7 +156,7 @@ public class RuntimeParityTests(ITestOutputHelper output)
         const double Guidance = 2.0;
         const ulong Seed = 99;
 
-        var runtime = new RuntimeModel(RuntimeParityWeights.FromModel(model), new RuntimeOptions { Threads = 2 });
+        var runtime = new RuntimeModel(RuntimeWeights.FromModel(model), new RuntimeOptions { Threads = 2 });
         var sampler = new DiffusionSampler(runtime.Forward, config.InChannels, config.InputSize, config.LearnSigma, config.NullClass);
         var actual = sampler.Sample(labels, SamplerKind.Ddim, steps, Guidance, Seed);
 
@@ -181,7 +182,7 @@ public class RuntimeParityTests(ITestOutputHelper output)
         var config = Variant(variant);
         using var model = RandomModel(config, 17);
         model.eval();
-        var runtime = new RuntimeModel(RuntimeParityWeights.FromModel(model), new RuntimeOptions { Threads = 2, Mode = mode });
+        var runtime = new RuntimeModel(RuntimeWeights.FromModel(model), new RuntimeOptions { Threads = 2, Mode = mode });
         var hooks = simulateA8 ? model.TernaryLayers.Select(l => l.register_forward_pre_hook((_, x) => FakeQuantizeA8(x))).ToList() : [];
 
         int n = 3;

@@ -8,7 +8,7 @@ static class ThreadsOption
 {
     public static Option<int?> Create() => new("--threads")
     {
-        Description = "CPU threads for libtorch (default: one per core; 1 is faster on a busy machine)",
+        Description = "CPU threads for libtorch or the packed runtime (default: one per core; 1 is faster on a busy machine)",
     };
 
     /// <summary>Applies the option's value, if any.</summary>

@@ -9,6 +9,12 @@ namespace TerDiT.Runtime.Cpu;
 /// </summary>
 public static class TernaryPacking
 {
+    /// <summary>
+    /// Name of this layout, stored as a packed model's <c>ternary_layout</c> metadata: 2-bit codes
+    /// <c>t + 1</c>, rows in blocks of 128 trits (32 bytes) interleaved by 32.
+    /// </summary>
+    public const string LayoutName = "terdit-2bit-128";
+
     /// <summary>Trits in one block.</summary>
     public const int BlockTrits = 128;
 

@@ -13,13 +13,14 @@ namespace TerDiT.Runtime.Model;
 public sealed class TditWeightSource(TditFile file) : IWeightSource
 {
     /// <summary>
-    /// Packed shape of a ternary weight in the kernels' layout (<see cref="TernaryPacking"/>):
-    /// <c>[rows, RowBytes(cols)]</c>, rows padded to whole 128-trit blocks. Pass it to
+    /// Packed shape of a ternary weight in the kernels' layout (<see cref="TernaryPacking"/>, named
+    /// <see cref="TernaryPacking.LayoutName"/>): <c>[rows, RowBytes(cols)]</c>, rows padded to whole
+    /// 128-trit blocks; null (refused as unsupported) for any other layout name. Pass it to
     /// <see cref="TditFile.Open"/> and <see cref="TditWriter"/>; for widths that are multiples of 128
     /// it equals the format's default <see cref="TditSchema.FourPerByte"/>.
     /// </summary>
-    public static readonly PackedShapeFn PackedShape = (_, rows, cols) =>
-        cols is > 0 and <= int.MaxValue ? [rows, TernaryPacking.RowBytes((int)cols)] : null;
+    public static readonly PackedShapeFn PackedShape = (layout, rows, cols) =>
+        layout == TernaryPacking.LayoutName && cols is > 0 and <= int.MaxValue ? [rows, TernaryPacking.RowBytes((int)cols)] : null;
 
     public TerDiTConfig Config => file.Config;
 

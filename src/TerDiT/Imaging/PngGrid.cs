@@ -26,14 +26,25 @@ public static class PngGrid
     {
         if (images.dim() != 4) throw new ArgumentException($"expected images (N, C, H, W), got shape [{string.Join(", ", images.shape)}]");
         int n = (int)images.shape[0], c = (int)images.shape[1], h = (int)images.shape[2], w = (int)images.shape[3];
+        byte[] bytes;
+        using (var q = images.detach().to(ScalarType.Float32, CPU).clamp(-1, 1).add(1).mul(127.5).round().to(ScalarType.Byte).contiguous())
+            bytes = q.data<byte>().ToArray(); // (N, C, H, W)
+        return Encode(bytes, n, c, h, w, rows, cols);
+    }
+
+    /// <summary>
+    /// Encodes 8-bit <paramref name="pixels"/> (N, C, H, W) as <see cref="Encode(Tensor, int, int)"/> does; this
+    /// overload touches no TorchSharp type, so the libtorch-free runtime path writes the same grids.
+    /// </summary>
+    public static byte[] Encode(ReadOnlySpan<byte> pixels, int n, int c, int h, int w, int rows, int cols)
+    {
+        if (n <= 0 || h <= 0 || w <= 0 || pixels.Length != (long)n * c * h * w)
+            throw new ArgumentException($"{pixels.Length} pixels are not {n} images of {c}×{h}×{w}");
         if (rows <= 0 || cols <= 0 || n != rows * cols) throw new ArgumentException($"{n} images do not fill a {rows}×{cols} grid");
         if (c is not (1 or 3))
             throw new ArgumentException($"{c}-channel images cannot be shown as PNG (1 = grey, 3 = RGB; latent models need a decoder first)");
 
-        byte[] bytes;
-        using (var q = images.detach().to(ScalarType.Float32, CPU).clamp(-1, 1).add(1).mul(127.5).round().to(ScalarType.Byte).contiguous())
-            bytes = q.data<byte>().ToArray(); // (N, C, H, W)
-
+        var bytes = pixels.ToArray();
         int width = Extent(cols, w), height = Extent(rows, h), plane = h * w;
         using var ms = new MemoryStream();
         if (c == 1)
@@ -56,9 +67,14 @@ public static class PngGrid
     }
 
     /// <summary>Writes <see cref="Encode"/>'s PNG to <paramref name="path"/> atomically (temp file + rename).</summary>
-    public static void Save(string path, Tensor images, int rows, int cols)
+    public static void Save(string path, Tensor images, int rows, int cols) => Write(path, Encode(images, rows, cols));
+
+    /// <summary>Writes the PNG of 8-bit pixels (N, C, H, W) (<see cref="Encode(ReadOnlySpan{byte}, int, int, int, int, int, int)"/>) atomically; no TorchSharp.</summary>
+    public static void Save(string path, ReadOnlySpan<byte> pixels, int n, int c, int h, int w, int rows, int cols) =>
+        Write(path, Encode(pixels, n, c, h, w, rows, cols));
+
+    static void Write(string path, byte[] png)
     {
-        var png = Encode(images, rows, cols);
         var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
         Directory.CreateDirectory(dir);
         var tmp = Path.Combine(dir, $".{Path.GetFileName(path)}.{Environment.ProcessId}.tmp");
