@@ -38,7 +38,7 @@ public class RuntimeParityTests(ITestOutputHelper output)
     /// (the Absmean rule) so activations keep unit scale, as in a trained model; with N(0, 1) alphas
     /// the random network's attention logits get so large that it is chaotic.
     /// </summary>
-    static TerDiTModel RandomModel(TerDiTConfig config, long seed)
+    internal static TerDiTModel RandomModel(TerDiTConfig config, long seed)
     {
         var model = new TerDiTModel(config, seed);
         var g = new Generator((ulong)seed + 1, CPU);
@@ -208,7 +208,7 @@ public class RuntimeParityTests(ITestOutputHelper output)
         return (x * inverse).round().clamp(-127, 127) * (absmax / 127f);
     }
 
-    static double RelativeError(float[] a, float[] b)
+    internal static double RelativeError(float[] a, float[] b)
     {
         double num = 0, den = 0;
         for (int i = 0; i < a.Length; i++)
