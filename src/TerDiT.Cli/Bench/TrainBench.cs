@@ -103,13 +103,13 @@ static class TrainBench
         ["images_per_s"] = Math.Round(batch / Median(seconds), 2),
     };
 
-    static double Median(List<double> xs)
+    internal static double Median(List<double> xs)
     {
         var s = xs.Order().ToArray();
         return s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;
     }
 
-    static JsonObject Machine(torch.Device device)
+    internal static JsonObject Machine(torch.Device device)
     {
         string cpu = "unknown";
         if (File.Exists("/proc/cpuinfo"))

@@ -11,6 +11,8 @@ static class BenchCommand
         var command = new Command("bench", "Run a benchmark and write its results as JSON.");
         command.Add(TrainBench.Create());
         command.Add(GemmBenchCommand.Create());
+        command.Add(RuntimeBench.Create());
+        command.Add(RuntimeBench.CreateMemoryChild());
         return command;
     }
 }

@@ -1,0 +1,255 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Runtime.CompilerServices;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Spectre.Console;
+using TerDiT.Diffusion;
+using TerDiT.Model;
+using TerDiT.Packing;
+using TerDiT.Runtime;
+using TerDiT.Runtime.Config;
+using TerDiT.Runtime.Cpu;
+using TerDiT.Runtime.Format;
+using TerDiT.Runtime.Model;
+using TerDiT.Runtime.Sampling;
+using TorchSharp;
+
+namespace TerDiT.Cli.Bench;
+
+/// <summary>
+/// <c>terdit bench runtime</c>: the packed runtime against TorchSharp fp32 on this machine, in one run.
+/// (1) One sampling step — DDIM, guidance 1.5, one image, so one forward at batch 2 (M = 2·tokens rows)
+/// plus the sampler's arithmetic and the x_T draw — for each preset: runtime Exact and A8 on a packed
+/// random-init ternary model (F16 full-precision tensors) against TorchSharp on the dense
+/// (<c>Ternary = false</c>) model of the same shape (the same FLOPs), the three interleaved in every
+/// repetition, medians after a warm-up. (2) <see cref="GemmBench"/> at the 600M shapes. (3) Peak resident
+/// memory (VmHWM) while sampling the largest preset, each engine in its own child process
+/// (<c>terdit bench runtime-memory</c>, hidden).
+/// </summary>
+static class RuntimeBench
+{
+    const double Guidance = 1.5;
+
+    public static Command Create()
+    {
+        var presets = new Option<string>("--presets") { Description = "comma-separated presets", DefaultValueFactory = _ => "TerDiT-Tiny,TerDiT-S,TerDiT-600M" };
+        var threads = new Option<int>("--threads") { Description = "threads for libtorch and the runtime", DefaultValueFactory = _ => 2 };
+        var warmup = new Option<int>("--warmup") { Description = "untimed steps per engine first", DefaultValueFactory = _ => 1 };
+        var repetitions = new Option<int>("--repetitions") { Description = "timed steps per engine (median reported)", DefaultValueFactory = _ => 5 };
+        var output = new Option<string>("--out") { Description = "JSON results file", DefaultValueFactory = _ => "bench/results/runtime-cpu.json" };
+        var command = new Command("runtime", "Benchmark the packed runtime (exact, a8) against TorchSharp fp32: step time, GEMM throughput, peak memory.");
+        foreach (var o in new Option[] { presets, threads, warmup, repetitions, output }) command.Add(o);
+        command.SetAction(p => CliApp.Guard(p, stdout =>
+        {
+            int t = p.GetValue(threads), w = p.GetValue(warmup), n = p.GetValue(repetitions);
+            if (t <= 0 || w < 0 || n <= 0) throw new ArgumentException("--threads and --repetitions must be positive, --warmup ≥ 0");
+            var names = p.GetValue(presets)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+            if (names.Length == 0) throw new ArgumentException("--presets is empty");
+            foreach (var name in names) Presets.Get(name);
+            Run(stdout, names, t, w, n, p.GetValue(output)!);
+            return 0;
+        }));
+        return command;
+    }
+
+    /// <summary>The hidden child command: prints <c>vmhwm_kb: N</c> after one sampling step of one engine.</summary>
+    public static Command CreateMemoryChild()
+    {
+        var engine = new Option<string>("--engine") { Required = true };
+        var model = new Option<string?>("--model");
+        var preset = new Option<string?>("--preset");
+        var threads = new Option<int>("--threads") { DefaultValueFactory = _ => 2 };
+        engine.AcceptOnlyFromAmong("runtime-exact", "runtime-a8", "torch");
+        var command = new Command("runtime-memory", "Child process of 'bench runtime': peak memory of one sampling step.") { Hidden = true };
+        foreach (var o in new Option[] { engine, model, preset, threads }) command.Add(o);
+        command.SetAction(p => CliApp.Guard(p, stdout =>
+        {
+            var e = p.GetValue(engine)!;
+            if (e == "torch") TorchMemoryChild(Presets.Get(p.GetValue(preset) ?? throw new ArgumentException("--preset is required for torch")), p.GetValue(threads));
+            else RuntimeMemoryChild(p.GetValue(model) ?? throw new ArgumentException("--model is required for the runtime"), e == "runtime-a8" ? GemmMode.A8 : GemmMode.Exact, p.GetValue(threads));
+            stdout.WriteLine($"vmhwm_kb: {Status("VmHWM")}");
+            stdout.WriteLine($"libtorch_mapped: {File.ReadLines("/proc/self/maps").Any(l => l.Contains("libtorch", StringComparison.Ordinal)).ToString().ToLowerInvariant()}");
+            return 0;
+        }));
+        return command;
+    }
+
+    sealed record StepResult(string Preset, int Rows, double TorchS, double ExactS, double A8S, long FileBytes, double Compression, double LoadS)
+    {
+        public double ExactSpeedup => TorchS / ExactS;
+        public double A8Speedup => TorchS / A8S;
+    }
+
+    static void Run(TextWriter stdout, string[] presets, int threads, int warmup, int repetitions, string outPath)
+    {
+        torch.set_num_threads(threads);
+        string load0 = LoadAverage();
+        var tmp = Directory.CreateTempSubdirectory("terdit-bench-runtime").FullName;
+        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(stdout), Ansi = AnsiSupport.No, ColorSystem = ColorSystemSupport.NoColors });
+        console.Profile.Width = 150;
+        try
+        {
+            var steps = new List<StepResult>();
+            string? largestModel = null;
+            foreach (var name in presets)
+            {
+                var r = MeasureStep(Presets.Get(name), Path.Combine(tmp, $"{name}.tdit"), threads, warmup, repetitions);
+                stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"{name}: torch {r.TorchS * 1000:F1} ms, exact {r.ExactS * 1000:F1} ms ({r.ExactSpeedup:F2}×), a8 {r.A8S * 1000:F1} ms ({r.A8Speedup:F2}×)"));
+                steps.Add(r);
+                largestModel = Path.Combine(tmp, $"{name}.tdit");
+            }
+            var gemm = GemmBench.Run(512, threads, 2, 7, stdout.WriteLine);
+
+            var largest = presets[^1];
+            var memory = new Dictionary<string, (long Kb, bool Libtorch)>
+            {
+                ["runtime-exact"] = MemoryChild(["--engine", "runtime-exact", "--model", largestModel!, "--threads", $"{threads}"]),
+                ["runtime-a8"] = MemoryChild(["--engine", "runtime-a8", "--model", largestModel!, "--threads", $"{threads}"]),
+                ["torch"] = MemoryChild(["--engine", "torch", "--preset", largest, "--threads", $"{threads}"]),
+            };
+            string load1 = LoadAverage();
+
+            var table = new Table().Title("one sampling step (DDIM, cfg 1.5, batch 1 → forward at batch 2), median ms");
+            foreach (var h in new[] { "preset", "M rows", ".tdit bytes", "× < fp32", "torch fp32", "runtime exact", "exact speedup", "runtime a8", "a8 speedup" }) table.AddColumn(h);
+            foreach (var r in steps)
+                table.AddRow(r.Preset, $"{r.Rows}", $"{r.FileBytes:N0}", F(r.Compression, 2), F(r.TorchS * 1000, 1), F(r.ExactS * 1000, 1),
+                    F(r.ExactSpeedup, 2) + "×", F(r.A8S * 1000, 1), F(r.A8Speedup, 2) + "×");
+            console.Write(table);
+            var gt = new Table().Title($"GEMM at the 600M shapes, M = 512, {threads} threads, GOP/s (fraction of the fp32 peak {F(gemm[0].PeakGflops, 0)})");
+            foreach (var h in new[] { "shape", "K → N", "torch", "exact", "exact ×", "a8", "a8 ×" }) gt.AddColumn(h);
+            foreach (var g in gemm)
+                gt.AddRow(g.Name, $"{g.K} → {g.N}", $"{F(g.TorchGops, 1)} ({g.TorchPeakFraction:P0})", $"{F(g.ExactGops, 1)} ({g.ExactPeakFraction:P0})",
+                    F(g.ExactSpeedup, 2) + "×", $"{F(g.A8Gops, 1)} ({g.A8PeakFraction:P0})", F(g.A8Speedup, 2) + "×");
+            console.Write(gt);
+            long torchKb = memory["torch"].Kb;
+            var mt = new Table().Title($"peak resident memory (VmHWM) sampling {largest}, each engine in its own process");
+            foreach (var h in new[] { "engine", "VmHWM MiB", "÷ torch", "libtorch mapped" }) mt.AddColumn(h);
+            foreach (var (engine, (kb, lib)) in memory) mt.AddRow(engine, F(kb / 1024.0, 0), F((double)kb / torchKb, 3), lib ? "yes" : "no");
+            console.Write(mt);
+
+            var doc = new JsonObject
+            {
+                ["benchmark"] = "packed runtime (TerDiTPipeline, exact and a8) vs TorchSharp fp32 dense model: one sampling step, GEMM, peak memory",
+                ["command"] = "terdit " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1)),
+                ["date_utc"] = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture),
+                ["machine"] = TrainBench.Machine(torch.CPU),
+                ["load_average_start"] = load0,
+                ["load_average_end"] = load1,
+                ["threads"] = threads, ["warmup"] = warmup, ["repetitions"] = repetitions,
+                ["method"] = "step = a 1-step DDIM sample with cfg 1.5 of one image (one forward at batch 2, sampler arithmetic, x_T draw); "
+                    + "runtime on a packed random-init ternary model (F16 full-precision tensors, memory-mapped), TorchSharp on the Ternary=false model "
+                    + "of the same shape (same FLOPs); engines interleaved in each repetition; medians of wall time after warm-up",
+                ["steps"] = new JsonArray(steps.Select(r => (JsonNode)new JsonObject
+                {
+                    ["preset"] = r.Preset, ["rows_m"] = r.Rows, ["tdit_bytes"] = r.FileBytes, ["compression_vs_fp32"] = Math.Round(r.Compression, 3),
+                    ["pipeline_load_s"] = Math.Round(r.LoadS, 4),
+                    ["torch_fp32_ms"] = Math.Round(r.TorchS * 1000, 2), ["runtime_exact_ms"] = Math.Round(r.ExactS * 1000, 2), ["runtime_a8_ms"] = Math.Round(r.A8S * 1000, 2),
+                    ["speedup_exact"] = Math.Round(r.ExactSpeedup, 3), ["speedup_a8"] = Math.Round(r.A8Speedup, 3),
+                    ["goal_exact_2x_met"] = r.ExactSpeedup >= 2, ["goal_a8_4x_met"] = r.A8Speedup >= 4,
+                }).ToArray()),
+                ["gemm"] = JsonSerializer.SerializeToNode(gemm.Select(g => new
+                {
+                    g.Name, g.M, g.K, g.N, torch_gops = Math.Round(g.TorchGops, 2), exact_gops = Math.Round(g.ExactGops, 2), a8_gops = Math.Round(g.A8Gops, 2),
+                    exact_speedup = Math.Round(g.ExactSpeedup, 3), a8_speedup = Math.Round(g.A8Speedup, 3), peak_gflops = Math.Round(g.PeakGflops, 1),
+                    torch_peak_fraction = Math.Round(g.TorchPeakFraction, 3), exact_peak_fraction = Math.Round(g.ExactPeakFraction, 3), a8_peak_fraction = Math.Round(g.A8PeakFraction, 3),
+                })),
+                ["memory"] = new JsonObject
+                {
+                    ["preset"] = largest,
+                    ["method"] = "VmHWM of a child process that loads the model and runs one sampling step (batch 1, cfg 1.5); torch: dense fp32 model",
+                    ["vmhwm_kb"] = new JsonObject(memory.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value.Kb))),
+                    ["libtorch_mapped"] = new JsonObject(memory.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value.Libtorch))),
+                    ["ratio_runtime_exact_over_torch"] = Math.Round((double)memory["runtime-exact"].Kb / torchKb, 4),
+                    ["ratio_runtime_a8_over_torch"] = Math.Round((double)memory["runtime-a8"].Kb / torchKb, 4),
+                    ["goal_one_eighth_met"] = memory["runtime-exact"].Kb * 8 <= torchKb,
+                },
+            };
+            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(outPath))!);
+            File.WriteAllText(outPath + ".tmp", doc.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+            File.Move(outPath + ".tmp", outPath, overwrite: true);
+            stdout.WriteLine($"results: {outPath}");
+        }
+        finally { Directory.Delete(tmp, recursive: true); }
+    }
+
+    static string F(double v, int digits) => v.ToString("F" + digits, CultureInfo.InvariantCulture);
+
+    /// <summary>Packs a random-init ternary model, then times one step of each engine, interleaved.</summary>
+    static StepResult MeasureStep(TerDiTConfig config, string packed, int threads, int warmup, int repetitions)
+    {
+        var sizes = ModelPacker.PackRandomInit(config with { Ternary = true }, packed);
+        long start = Stopwatch.GetTimestamp();
+        using var exact = TerDiTPipeline.Load(packed, new RuntimeOptions { Mode = GemmMode.Exact, Threads = threads, MaxBatch = 1 });
+        double loadS = Stopwatch.GetElapsedTime(start).TotalSeconds;
+        using var a8 = TerDiTPipeline.Load(packed, new RuntimeOptions { Mode = GemmMode.A8, Threads = threads, MaxBatch = 1 });
+        using var dense = new TerDiTModel(config with { Ternary = false }, 0);
+        dense.eval();
+        var methods = new Action[] { TorchStep(dense), () => exact.Sample([0], 1, 1, SamplerKind.Ddim, Guidance, 1), () => a8.Sample([0], 1, 1, SamplerKind.Ddim, Guidance, 1) };
+        var times = methods.Select(_ => new List<double>()).ToArray();
+        for (int rep = 0; rep < warmup + repetitions; rep++)
+            for (int i = 0; i < methods.Length; i++)
+            {
+                long t0 = Stopwatch.GetTimestamp();
+                methods[i]();
+                double s = Stopwatch.GetElapsedTime(t0).TotalSeconds;
+                if (rep >= warmup) times[i].Add(s);
+            }
+        return new StepResult(config.Name, 2 * config.Tokens, TrainBench.Median(times[0]), TrainBench.Median(times[1]), TrainBench.Median(times[2]),
+            sizes.FileBytes, sizes.CompressionRatio, loadS);
+    }
+
+    /// <summary>One TorchSharp sampling step of one image with guidance (the checkpoint path of <c>terdit sample</c>).</summary>
+    static Action TorchStep(TerDiTModel model) => () =>
+    {
+        var c = model.Config;
+        using var scope = torch.NewDisposeScope();
+        using var g = new torch.Generator(1, torch.CPU);
+        GaussianDiffusion.Sample((x, t, y) => model.call(x, t, y), [1, c.InChannels, c.InputSize, c.InputSize], torch.tensor(new long[] { 0 }),
+            SamplerKind.Ddim, 1, Guidance, c.NullClass, g, torch.CPU);
+    };
+
+    /// <summary>Runs <c>terdit bench runtime-memory ARGS</c> as a child process; returns its VmHWM and whether it mapped libtorch.</summary>
+    static (long Kb, bool Libtorch) MemoryChild(string[] args)
+    {
+        var start = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true, RedirectStandardError = true };
+        if (Path.GetFileNameWithoutExtension(Environment.ProcessPath) == "dotnet") start.ArgumentList.Add(typeof(RuntimeBench).Assembly.Location);
+        foreach (var a in (string[])["bench", "runtime-memory", .. args]) start.ArgumentList.Add(a);
+        using var p = Process.Start(start)!;
+        var err = p.StandardError.ReadToEndAsync();
+        var lines = p.StandardOutput.ReadToEnd().Split('\n', StringSplitOptions.TrimEntries);
+        p.WaitForExit();
+        if (p.ExitCode != 0) throw new InvalidOperationException($"memory child ({string.Join(' ', args)}) failed: {err.Result.Trim()}");
+        string Value(string key) => lines.FirstOrDefault(l => l.StartsWith(key + ": ", StringComparison.Ordinal))?[(key.Length + 2)..]
+            ?? throw new InvalidOperationException($"memory child printed no '{key}'");
+        return (long.Parse(Value("vmhwm_kb"), CultureInfo.InvariantCulture), Value("libtorch_mapped") == "true");
+    }
+
+    /// <summary>The runtime child: no TorchSharp type in this method, so libtorch is not loaded (reported by the child).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    static void RuntimeMemoryChild(string model, GemmMode mode, int threads)
+    {
+        using var pipe = TerDiTPipeline.Load(model, new RuntimeOptions { Mode = mode, Threads = threads, MaxBatch = 1 });
+        pipe.Sample([0], 1, 1, SamplerKind.Ddim, Guidance, 1);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    static void TorchMemoryChild(TerDiTConfig config, int threads)
+    {
+        torch.set_num_threads(threads);
+        using var dense = new TerDiTModel(config with { Ternary = false }, 0);
+        dense.eval();
+        TorchStep(dense)();
+    }
+
+    /// <summary>A field of /proc/self/status in kB (e.g. VmHWM: peak resident set).</summary>
+    static long Status(string field)
+    {
+        var line = File.ReadLines("/proc/self/status").First(l => l.StartsWith(field + ":", StringComparison.Ordinal));
+        return long.Parse(line[(field.Length + 1)..].Trim().Split(' ')[0], CultureInfo.InvariantCulture);
+    }
+
+    static string LoadAverage() => File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Trim() : "unknown";
+}
