@@ -76,8 +76,11 @@ static class RuntimeBench
         return command;
     }
 
-    sealed record StepResult(string Preset, int Rows, double TorchS, double ExactS, double A8S, long FileBytes, double Compression, double LoadS)
+    /// <param name="TorchS">The baseline: the faster of TorchSharp with <c>--threads</c> and with one thread (libtorch's
+    /// OpenMP threads spin at barriers, which on a machine busy with other processes can make one thread faster).</param>
+    sealed record StepResult(string Preset, int Rows, double TorchThreadsS, double TorchOneS, double ExactS, double A8S, long FileBytes, double Compression, double LoadS)
     {
+        public double TorchS => Math.Min(TorchThreadsS, TorchOneS);
         public double ExactSpeedup => TorchS / ExactS;
         public double A8Speedup => TorchS / A8S;
     }
@@ -97,7 +100,7 @@ static class RuntimeBench
             {
                 var r = MeasureStep(Presets.Get(name), Path.Combine(tmp, $"{name}.tdit"), threads, warmup, repetitions);
                 stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"{name}: torch {r.TorchS * 1000:F1} ms, exact {r.ExactS * 1000:F1} ms ({r.ExactSpeedup:F2}×), a8 {r.A8S * 1000:F1} ms ({r.A8Speedup:F2}×)"));
+                    $"{name}: torch {r.TorchThreadsS * 1000:F1} ms ({threads} threads) / {r.TorchOneS * 1000:F1} ms (1 thread), exact {r.ExactS * 1000:F1} ms ({r.ExactSpeedup:F2}×), a8 {r.A8S * 1000:F1} ms ({r.A8Speedup:F2}×)"));
                 steps.Add(r);
                 largestModel = Path.Combine(tmp, $"{name}.tdit");
             }
@@ -112,10 +115,10 @@ static class RuntimeBench
             };
             string load1 = LoadAverage();
 
-            var table = new Table().Title("one sampling step (DDIM, cfg 1.5, batch 1 → forward at batch 2), median ms");
-            foreach (var h in new[] { "preset", "M rows", ".tdit bytes", "× < fp32", "torch fp32", "runtime exact", "exact speedup", "runtime a8", "a8 speedup" }) table.AddColumn(h);
+            var table = new Table().Title("one sampling step (DDIM, cfg 1.5, batch 1 → forward at batch 2), median ms; speedups over the faster torch");
+            foreach (var h in new[] { "preset", "M rows", ".tdit bytes", "× < fp32", $"torch fp32 {threads} thr", "torch fp32 1 thr", "runtime exact", "exact speedup", "runtime a8", "a8 speedup" }) table.AddColumn(h);
             foreach (var r in steps)
-                table.AddRow(r.Preset, $"{r.Rows}", $"{r.FileBytes:N0}", F(r.Compression, 2), F(r.TorchS * 1000, 1), F(r.ExactS * 1000, 1),
+                table.AddRow(r.Preset, $"{r.Rows}", $"{r.FileBytes:N0}", F(r.Compression, 2), F(r.TorchThreadsS * 1000, 1), F(r.TorchOneS * 1000, 1), F(r.ExactS * 1000, 1),
                     F(r.ExactSpeedup, 2) + "×", F(r.A8S * 1000, 1), F(r.A8Speedup, 2) + "×");
             console.Write(table);
             var gt = new Table().Title($"GEMM at the 600M shapes, M = 512, {threads} threads, GOP/s (fraction of the fp32 peak {F(gemm[0].PeakGflops, 0)})");
@@ -141,12 +144,13 @@ static class RuntimeBench
                 ["threads"] = threads, ["warmup"] = warmup, ["repetitions"] = repetitions,
                 ["method"] = "step = a 1-step DDIM sample with cfg 1.5 of one image (one forward at batch 2, sampler arithmetic, x_T draw); "
                     + "runtime on a packed random-init ternary model (F16 full-precision tensors, memory-mapped), TorchSharp on the Ternary=false model "
-                    + "of the same shape (same FLOPs); engines interleaved in each repetition; medians of wall time after warm-up",
+                    + "of the same shape (same FLOPs), at --threads and at 1 thread, the faster of the two being the baseline of the speedups; engines interleaved in each repetition; medians of wall time after warm-up",
                 ["steps"] = new JsonArray(steps.Select(r => (JsonNode)new JsonObject
                 {
                     ["preset"] = r.Preset, ["rows_m"] = r.Rows, ["tdit_bytes"] = r.FileBytes, ["compression_vs_fp32"] = Math.Round(r.Compression, 3),
                     ["pipeline_load_s"] = Math.Round(r.LoadS, 4),
-                    ["torch_fp32_ms"] = Math.Round(r.TorchS * 1000, 2), ["runtime_exact_ms"] = Math.Round(r.ExactS * 1000, 2), ["runtime_a8_ms"] = Math.Round(r.A8S * 1000, 2),
+                    ["torch_fp32_ms"] = Math.Round(r.TorchThreadsS * 1000, 2), ["torch_fp32_1_thread_ms"] = Math.Round(r.TorchOneS * 1000, 2),
+                    ["baseline_ms"] = Math.Round(r.TorchS * 1000, 2), ["runtime_exact_ms"] = Math.Round(r.ExactS * 1000, 2), ["runtime_a8_ms"] = Math.Round(r.A8S * 1000, 2),
                     ["speedup_exact"] = Math.Round(r.ExactSpeedup, 3), ["speedup_a8"] = Math.Round(r.A8Speedup, 3),
                     ["goal_exact_2x_met"] = r.ExactSpeedup >= 2, ["goal_a8_4x_met"] = r.A8Speedup >= 4,
                 }).ToArray()),
@@ -187,7 +191,7 @@ static class RuntimeBench
         using var a8 = TerDiTPipeline.Load(packed, new RuntimeOptions { Mode = GemmMode.A8, Threads = threads, MaxBatch = 1 });
         using var dense = new TerDiTModel(config with { Ternary = false }, 0);
         dense.eval();
-        var methods = new Action[] { TorchStep(dense), () => exact.Sample([0], 1, 1, SamplerKind.Ddim, Guidance, 1), () => a8.Sample([0], 1, 1, SamplerKind.Ddim, Guidance, 1) };
+        var methods = new Action[] { TorchStep(dense, threads), TorchStep(dense, 1), () => exact.Sample([0], 1, 1, SamplerKind.Ddim, Guidance, 1), () => a8.Sample([0], 1, 1, SamplerKind.Ddim, Guidance, 1) };
         var times = methods.Select(_ => new List<double>()).ToArray();
         for (int rep = 0; rep < warmup + repetitions; rep++)
             for (int i = 0; i < methods.Length; i++)
@@ -197,13 +201,14 @@ static class RuntimeBench
                 double s = Stopwatch.GetElapsedTime(t0).TotalSeconds;
                 if (rep >= warmup) times[i].Add(s);
             }
-        return new StepResult(config.Name, 2 * config.Tokens, TrainBench.Median(times[0]), TrainBench.Median(times[1]), TrainBench.Median(times[2]),
+        return new StepResult(config.Name, 2 * config.Tokens, TrainBench.Median(times[0]), TrainBench.Median(times[1]), TrainBench.Median(times[2]), TrainBench.Median(times[3]),
             sizes.FileBytes, sizes.CompressionRatio, loadS);
     }
 
-    /// <summary>One TorchSharp sampling step of one image with guidance (the checkpoint path of <c>terdit sample</c>).</summary>
-    static Action TorchStep(TerDiTModel model) => () =>
+    /// <summary>One TorchSharp sampling step of one image with guidance (the checkpoint path of <c>terdit sample</c>) on <paramref name="threads"/> threads.</summary>
+    static Action TorchStep(TerDiTModel model, int threads) => () =>
     {
+        torch.set_num_threads(threads);
         var c = model.Config;
         using var scope = torch.NewDisposeScope();
         using var g = new torch.Generator(1, torch.CPU);
@@ -241,7 +246,7 @@ static class RuntimeBench
         torch.set_num_threads(threads);
         using var dense = new TerDiTModel(config with { Ternary = false }, 0);
         dense.eval();
-        TorchStep(dense)();
+        TorchStep(dense, threads)();
     }
 
     /// <summary>A field of /proc/self/status in kB (e.g. VmHWM: peak resident set).</summary>
