@@ -99,6 +99,24 @@ public class PackTests(ITestOutputHelper output) : IDisposable
         Assert.True(f16 < 5e-3, $"relative error {f16:E3} against the fp32 model");
     }
 
+    /// <summary>A full-precision (Ternary = false) checkpoint packs without a layout and runs through the runtime's float linears.</summary>
+    [Fact]
+    public void PackedFullPrecisionModelEqualsTorchSharp()
+    {
+        var config = Tiny with { Ternary = false };
+        var ckpt = WriteCheckpoint(dir, config);
+        var packed = Path.Combine(dir, "fp.tdit");
+        var r = Run("pack", "--checkpoint", ckpt, "--out", packed, "--fp-dtype", "f32");
+        Assert.True(r.Code == 0, r.Err);
+        Assert.Contains("ternary layout: (none: full precision)", Run("info", packed).Out);
+        using var loaded = Checkpoint.Load(ckpt);
+        using var model = loaded.CreateModel(WeightsKind.Ema);
+        var (runtime, torch) = Forward(packed, model);
+        double err = RuntimeParityTests.RelativeError(runtime, torch);
+        output.WriteLine($"full precision F32: {err:E3}");
+        Assert.True(err < 1e-4, $"relative error {err:E3}");
+    }
+
     [Fact]
     public void PackRefusesBadCheckpointsWithExitCode2()
     {
