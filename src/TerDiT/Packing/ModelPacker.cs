@@ -50,8 +50,7 @@ public static class ModelPacker
             }
         }
         writer.Commit();
-        using var file = TditFile.Open(path, new TditReadOptions { PackedShape = shape, VerifyChecksum = false });
-        return file.Sizes;
+        return TditSizes.Of(config, writer.Layout.DataStart, writer.Layout.Tensors);
     }
 
     /// <summary>
