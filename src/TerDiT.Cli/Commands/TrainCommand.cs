@@ -28,11 +28,12 @@ static class TrainCommand
         var gradClip = new Option<double>("--grad-clip") { Description = "max global gradient norm (0: no clipping)", DefaultValueFactory = _ => 2.0 };
         var emaDecay = new Option<double>("--ema-decay") { Description = "EMA decay of the weights", DefaultValueFactory = _ => 0.9999 };
         var ckptEvery = new Option<long>("--ckpt-every") { Description = "checkpoint interval in steps (0: only at the end)", DefaultValueFactory = _ => 1000 };
+        var precision = PrecisionOption.Create();
         var logEvery = new Option<long>("--log-every") { Description = "metrics interval in steps", DefaultValueFactory = _ => 10 };
 
         var command = new Command("train", "Train a TerDiT model on Fashion-MNIST or an image folder.");
         model.AddTo(command);
-        foreach (var o in new Option[] { data, dataDir, resize, limit, steps, batch, output, device, seed, resume, lr, weightDecay, gradClip, emaDecay, ckptEvery, logEvery, threads })
+        foreach (var o in new Option[] { data, dataDir, resize, limit, steps, batch, output, device, seed, resume, lr, weightDecay, gradClip, emaDecay, ckptEvery, logEvery, precision, threads })
             command.Add(o);
 
         command.SetAction(p => CliApp.Guard(p, stdout =>
@@ -46,7 +47,7 @@ static class TrainCommand
             {
                 Steps = p.GetValue(steps), BatchSize = p.GetValue(batch), LearningRate = p.GetValue(lr), WeightDecay = p.GetValue(weightDecay),
                 GradClip = p.GetValue(gradClip), EmaDecay = p.GetValue(emaDecay), Seed = p.GetValue(seed),
-                CheckpointEvery = p.GetValue(ckptEvery), LogEvery = p.GetValue(logEvery),
+                CheckpointEvery = p.GetValue(ckptEvery), LogEvery = p.GetValue(logEvery), Precision = p.GetValue(precision),
             }.Validate();
             var dev = DeviceOption.Resolve(p.GetValue(device)!);
             var dataSpec = p.GetValue(data)!;

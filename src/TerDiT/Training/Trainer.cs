@@ -39,6 +39,7 @@ public sealed class Trainer : IDisposable
         order = new DataOrder(options.Seed, data.Count, options.BatchSize);
         dataInfo = new DataInfo(dataSpec, data.Count);
         if (this.device.type != DeviceType.CPU || dtype != ScalarType.Float32) model.to(this.device, dtype);
+        model.ComputeDType = options.Precision == TrainPrecision.Bf16 ? ScalarType.BFloat16 : null;
         var named = model.named_parameters().ToArray();
         parameters = named.Select(p => p.parameter).ToArray();
         optimizer = new AdamW(named, options.LearningRate, weightDecay: options.WeightDecay);
