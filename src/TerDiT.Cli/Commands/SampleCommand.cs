@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
-using TerDiT.Diffusion;
 using TerDiT.Imaging;
+using TerDiT.Runtime.Sampling;
 using TerDiT.Training;
 
 namespace TerDiT.Cli.Commands;

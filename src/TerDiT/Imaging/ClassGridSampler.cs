@@ -1,5 +1,6 @@
 using TerDiT.Diffusion;
 using TerDiT.Model;
+using TerDiT.Runtime.Sampling;
 using TorchSharp;
 using static TorchSharp.torch;
 
