@@ -1,8 +1,8 @@
 using TerDiT.Runtime.Sampling;
 using System.CommandLine;
 using System.Globalization;
-using TerDiT.Diffusion;
 using TerDiT.Imaging;
+using TerDiT.Runtime.Sampling;
 using TerDiT.Training;
 
 namespace TerDiT.Cli.Commands;

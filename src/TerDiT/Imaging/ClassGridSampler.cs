@@ -1,6 +1,7 @@
 using TerDiT.Runtime.Sampling;
 using TerDiT.Diffusion;
 using TerDiT.Model;
+using TerDiT.Runtime.Sampling;
 using TorchSharp;
 using static TorchSharp.torch;
 
