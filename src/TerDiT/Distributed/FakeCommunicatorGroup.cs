@@ -72,17 +72,20 @@ public sealed class FakeCommunicatorGroup : IDisposable
             throw new TimeoutException($"a fake rank waited more than {timeout} for the others: they called different collectives or one stopped calling");
     }
 
-    /// <summary>Publishes this rank's contribution, waits for all, checks they describe the same operation, returns all.</summary>
-    object[] Exchange(int rank, object contribution, Func<object, string> describe)
+    /// <summary>
+    /// Publishes this rank's contribution with a description of the operation, waits for all ranks,
+    /// checks that the descriptions agree (without touching other ranks' payloads, which a failing
+    /// rank may already have released) and returns all payloads by rank.
+    /// </summary>
+    object[] Exchange(int rank, string operation, object payload)
     {
-        slots[rank] = contribution;
+        slots[rank] = (operation, payload);
         Sync();
-        var all = slots.Select(s => s!).ToArray();
-        var mine = describe(contribution);
+        var all = slots.Select(s => ((string Operation, object Payload))s!).ToArray();
         for (int r = 0; r < all.Length; r++)
-            if (describe(all[r]) != mine)
-                throw new InvalidOperationException($"collective mismatch: rank {rank} called {mine} but rank {r} called {describe(all[r])}");
-        return all;
+            if (all[r].Operation != operation)
+                throw new InvalidOperationException($"collective mismatch: rank {rank} called {operation} but rank {r} called {all[r].Operation}");
+        return all.Select(a => a.Payload).ToArray();
     }
 
     static string Describe(string op, IReadOnlyList<Tensor> tensors) =>
@@ -95,7 +98,7 @@ public sealed class FakeCommunicatorGroup : IDisposable
 
         public void AllReduceSum(IReadOnlyList<Tensor> tensors)
         {
-            var all = group.Exchange(rank, tensors, c => Describe("AllReduceSum", (IReadOnlyList<Tensor>)c));
+            var all = group.Exchange(rank, Describe("AllReduceSum", tensors), tensors);
             var sums = new Tensor[tensors.Count];
             using (torch.no_grad())
                 for (int i = 0; i < tensors.Count; i++)
@@ -111,15 +114,15 @@ public sealed class FakeCommunicatorGroup : IDisposable
         public void Broadcast(Tensor tensor, int root)
         {
             if ((uint)root >= (uint)group.WorldSize) throw new ArgumentOutOfRangeException(nameof(root), $"root {root} outside 0..{group.WorldSize - 1}");
-            var all = group.Exchange(rank, (root, tensor), c => { var (rt, t) = ((int, Tensor))c; return $"Broadcast(root {rt})" + Describe("", [t]); });
-            using var value = rank == root ? null : ((ValueTuple<int, Tensor>)all[root]).Item2.clone();
+            var all = group.Exchange(rank, Describe($"Broadcast(root {root})", [tensor]), tensor);
+            using var value = rank == root ? null : ((Tensor)all[root]).clone();
             group.Sync();
             if (value is not null) using (torch.no_grad()) tensor.copy_(value);
         }
 
         public void Barrier()
         {
-            group.Exchange(rank, "Barrier", c => (string)c);
+            group.Exchange(rank, "Barrier", "");
             group.Sync();
         }
 

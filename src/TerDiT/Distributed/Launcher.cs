@@ -110,25 +110,27 @@ public static class Launcher
     static int Supervise(List<Process> processes, CancellationToken cancellation, out int failedRank)
     {
         failedRank = -1;
-        var pending = processes.Select(p => p.WaitForExitAsync()).ToList();
-        var byTask = pending.Zip(processes).ToDictionary(x => x.First, x => x.Second);
+        // Indexed by rank: WaitForExitAsync of an already exited process may return a shared completed task.
+        var waits = processes.Select(p => p.WaitForExitAsync()).ToArray();
+        var running = Enumerable.Range(0, processes.Count).ToList();
         var cancelled = Task.Delay(Timeout.Infinite, cancellation);
-        while (pending.Count > 0)
+        while (running.Count > 0)
         {
-            var done = Task.WhenAny(pending.Append(cancelled)).GetAwaiter().GetResult();
-            if (done == cancelled)
+            Task.WaitAny([.. running.Select(r => waits[r]), cancelled]);
+            if (cancelled.IsCompleted)
             {
                 foreach (var p in processes) KillQuietly(p);
                 return 130; // as a shell reports SIGINT
             }
-            pending.Remove(done);
-            var process = byTask[done];
-            process.WaitForExit(); // drains the redirected output
-            if (process.ExitCode != 0)
+            foreach (int rank in running.Where(r => waits[r].IsCompleted).ToArray())
             {
+                running.Remove(rank);
+                var process = processes[rank];
+                process.WaitForExit(); // drains the redirected output
+                if (process.ExitCode == 0) continue;
                 foreach (var p in processes) KillQuietly(p);
                 foreach (var p in processes) p.WaitForExit();
-                failedRank = processes.IndexOf(process);
+                failedRank = rank;
                 return process.ExitCode;
             }
         }
