@@ -21,13 +21,14 @@ public static class DataSharding
         return shard;
     }
 
-    /// <summary>Rows r, r+W, … of a tensor whose first dimension is a global batch (a strided view, no copy).</summary>
+    /// <summary>Rows r, r+W, … of a tensor whose first dimension is a global batch, as a new contiguous tensor.</summary>
     public static Tensor ShardRows(Tensor global, int rank, int worldSize)
     {
         int n = checked((int)global.shape[0]);
         PerRank(n, worldSize);
         if ((uint)rank >= (uint)worldSize) throw new ArgumentOutOfRangeException(nameof(rank), $"rank {rank} outside 0..{worldSize - 1}");
-        return global.slice(0, rank, n, worldSize);
+        using var view = global.slice(0, rank, n, worldSize);
+        return view.contiguous();
     }
 
     /// <summary>The per-rank batch size n/W; throws when W does not divide the global batch n.</summary>
