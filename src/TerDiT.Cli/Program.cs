@@ -1,2 +1,2 @@
-// The `terdit` command. Subcommands are added by the CLI work (issue 2).
-return 0;
+// The `terdit` command: see TerDiT.Cli.CliApp and docs/CLI.md.
+return TerDiT.Cli.CliApp.Run(args);

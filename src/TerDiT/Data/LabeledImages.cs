@@ -1,3 +1,7 @@
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.PixelFormats;
+using SixLabors.ImageSharp.Processing;
+
 namespace TerDiT.Data;
 
 /// <summary>
@@ -26,6 +30,41 @@ public sealed class LabeledImages
     public int Count => Labels.Length;
     public int NumClasses => ClassNames.Count;
     public int ImageBytes => Channels * Height * Width;
+
+    /// <summary>
+    /// Every image centred on a black <paramref name="size"/>×<paramref name="size"/> canvas
+    /// (e.g. Fashion-MNIST's 28×28 → 32×32 with 2 pixels each side; an odd margin puts the extra pixel after).
+    /// </summary>
+    public LabeledImages PadTo(int size)
+    {
+        if (size < Height || size < Width) throw new ArgumentException($"cannot pad {Height}×{Width} images to {size}×{size}");
+        int top = (size - Height) / 2, left = (size - Width) / 2, outBytes = Channels * size * size;
+        var dst = new byte[(long)Count * outBytes];
+        for (int i = 0; i < Count; i++)
+            for (int c = 0; c < Channels; c++)
+                for (int r = 0; r < Height; r++)
+                    Pixels.AsSpan(i * ImageBytes + (c * Height + r) * Width, Width)
+                        .CopyTo(dst.AsSpan(i * outBytes + (c * size + top + r) * size + left, Width));
+        return new LabeledImages(dst, Labels, Channels, size, size, ClassNames);
+    }
+
+    /// <summary>Every image resized (bicubic, per channel) to <paramref name="size"/>×<paramref name="size"/>.</summary>
+    public LabeledImages Resize(int size)
+    {
+        if (size <= 0) throw new ArgumentException($"image size must be positive, not {size}");
+        if (size == Height && size == Width) return this;
+        int outPlane = size * size, outBytes = Channels * outPlane;
+        var dst = new byte[(long)Count * outBytes];
+        for (int i = 0; i < Count; i++)
+            for (int c = 0; c < Channels; c++)
+            {
+                using var plane = Image.LoadPixelData<L8>(
+                    Pixels.AsSpan(i * ImageBytes + c * Height * Width, Height * Width), Width, Height);
+                plane.Mutate(x => x.Resize(size, size, KnownResamplers.Bicubic));
+                plane.CopyPixelDataTo(dst.AsSpan(i * outBytes + c * outPlane, outPlane));
+            }
+        return new LabeledImages(dst, Labels, Channels, size, size, ClassNames);
+    }
 
     /// <summary>The first <paramref name="n"/> images (or all, if fewer).</summary>
     public LabeledImages Take(int n)

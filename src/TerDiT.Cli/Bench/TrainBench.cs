@@ -1,0 +1,127 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using TerDiT.Cli.Commands;
+using TerDiT.Data;
+using TerDiT.Runtime.Config;
+using TerDiT.Training;
+using TorchSharp;
+
+namespace TerDiT.Cli.Bench;
+
+/// <summary>
+/// <c>terdit bench train</c>: training step time and images/s of each preset, ternary vs full precision,
+/// same batch, measured in the same run with the two variants' steps interleaved (so load from other
+/// processes hits both alike). Reports medians and the ratio ternary/FP of the step time.
+/// </summary>
+static class TrainBench
+{
+    public static Command Create()
+    {
+        var presets = new Option<string>("--presets") { Description = "comma-separated presets", DefaultValueFactory = _ => "TerDiT-Tiny,TerDiT-S" };
+        var batch = new Option<int>("--batch") { Description = "batch size", DefaultValueFactory = _ => 16 };
+        var steps = new Option<int>("--steps") { Description = "timed steps per variant", DefaultValueFactory = _ => 10 };
+        var warmup = new Option<int>("--warmup") { Description = "untimed steps per variant first", DefaultValueFactory = _ => 2 };
+        var dataDir = new Option<string?>("--data-dir") { Description = "Fashion-MNIST folder (default: the system one)" };
+        var output = new Option<string>("--out") { Description = "JSON results file", DefaultValueFactory = _ => "bench/results/train-cpu.json" };
+        var device = DeviceOption.Create();
+        var command = new Command("train", "Benchmark training steps: ternary vs full precision.");
+        foreach (var o in new Option[] { presets, batch, steps, warmup, dataDir, output, device }) command.Add(o);
+        command.SetAction(p => CliApp.Guard(p, stdout =>
+        {
+            int b = p.GetValue(batch), n = p.GetValue(steps), w = p.GetValue(warmup);
+            if (b <= 0 || n <= 0 || w < 0) throw new ArgumentException("--batch and --steps must be positive, --warmup ≥ 0");
+            var dev = DeviceOption.Resolve(p.GetValue(device)!);
+            var results = new JsonArray();
+            foreach (var name in p.GetValue(presets)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+            {
+                var config = Presets.Get(name);
+                var images = DatasetSource.Load(DatasetSource.FashionMnistName, config, p.GetValue(dataDir));
+                var (ternary, full) = Measure(config, images, b, n, w, dev);
+                double ratio = Median(ternary) / Median(full);
+                stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"{name}: ternary {Median(ternary) * 1000:F1} ms/step ({b / Median(ternary):F1} img/s), full precision {Median(full) * 1000:F1} ms/step ({b / Median(full):F1} img/s), ternary/FP time {ratio:F3}"));
+                results.Add(new JsonObject
+                {
+                    ["preset"] = name,
+                    ["parameters"] = ParameterSchema.ParameterCount(config),
+                    ["ternary"] = Summary(ternary, b),
+                    ["full_precision"] = Summary(full, b),
+                    ["ratio_step_time_ternary_over_fp"] = Math.Round(ratio, 4),
+                });
+            }
+            var doc = new JsonObject
+            {
+                ["benchmark"] = "training step (forward + backward + AdamW + EMA), Fashion-MNIST batches",
+                ["command"] = "terdit " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1)),
+                ["date_utc"] = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture),
+                ["machine"] = Machine(dev),
+                ["batch"] = b, ["timed_steps"] = n, ["warmup_steps"] = w,
+                ["method"] = "ternary and full-precision steps interleaved; medians of per-step wall time",
+                ["results"] = results,
+            };
+            var path = p.GetValue(output)!;
+            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+            File.WriteAllText(path + ".tmp", doc.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+            File.Move(path + ".tmp", path, overwrite: true);
+            stdout.WriteLine($"results: {path}");
+            return 0;
+        }));
+        return command;
+    }
+
+    /// <summary>Per-step seconds of the ternary and the full-precision variant, steps interleaved.</summary>
+    static (List<double> Ternary, List<double> Full) Measure(TerDiTConfig config, LabeledImages images, int batch, int steps, int warmup, torch.Device device)
+    {
+        var root = Directory.CreateTempSubdirectory("terdit-bench").FullName;
+        try
+        {
+            var options = new TrainOptions { Steps = warmup + steps, BatchSize = batch, CheckpointEvery = 0 };
+            using var ternary = Trainer.Start(config with { Ternary = true }, options, images, "fashion-mnist", Path.Combine(root, "ternary"), device);
+            using var full = Trainer.Start(config with { Ternary = false }, options, images, "fashion-mnist", Path.Combine(root, "full"), device);
+            var (t, f) = (new List<double>(), new List<double>());
+            for (int i = 0; i < warmup + steps; i++)
+            {
+                double a = ternary.TrainStep().StepSeconds, b = full.TrainStep().StepSeconds;
+                if (i >= warmup) { t.Add(a); f.Add(b); }
+            }
+            return (t, f);
+        }
+        finally { Directory.Delete(root, recursive: true); }
+    }
+
+    static JsonObject Summary(List<double> seconds, int batch) => new()
+    {
+        ["median_step_s"] = Math.Round(Median(seconds), 5),
+        ["min_step_s"] = Math.Round(seconds.Min(), 5),
+        ["max_step_s"] = Math.Round(seconds.Max(), 5),
+        ["images_per_s"] = Math.Round(batch / Median(seconds), 2),
+    };
+
+    static double Median(List<double> xs)
+    {
+        var s = xs.Order().ToArray();
+        return s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;
+    }
+
+    static JsonObject Machine(torch.Device device)
+    {
+        string cpu = "unknown";
+        if (File.Exists("/proc/cpuinfo"))
+            cpu = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? cpu;
+        return new JsonObject
+        {
+            ["os"] = RuntimeInformation.OSDescription,
+            ["cpu"] = cpu,
+            ["logical_cores"] = Environment.ProcessorCount,
+            ["torch_threads"] = torch.get_num_threads(),
+            ["device"] = device.type.ToString(),
+            ["dotnet"] = RuntimeInformation.FrameworkDescription,
+            ["torchsharp"] = typeof(torch).Assembly.GetName().Version?.ToString(),
+            ["load_average"] = File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Trim() : null,
+        };
+    }
+}

@@ -1,0 +1,15 @@
+using System.CommandLine;
+using TerDiT.Cli.Bench;
+
+namespace TerDiT.Cli.Commands;
+
+/// <summary><c>terdit bench …</c>: benchmarks (not tests); each writes its results as JSON. One registration line per benchmark.</summary>
+static class BenchCommand
+{
+    public static Command Create()
+    {
+        var command = new Command("bench", "Run a benchmark and write its results as JSON.");
+        command.Add(TrainBench.Create());
+        return command;
+    }
+}

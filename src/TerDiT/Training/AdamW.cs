@@ -1,0 +1,95 @@
+using TorchSharp;
+using static TorchSharp.torch;
+using Parameter = TorchSharp.Modules.Parameter;
+
+namespace TerDiT.Training;
+
+/// <summary>
+/// AdamW with PyTorch's exact update (torch.optim.AdamW, amsgrad off), written on tensors so its
+/// whole state (two moments per parameter and the step count) can be saved and restored exactly:
+/// <code>
+/// p ← p·(1 − lr·wd)
+/// m ← β1·m + (1−β1)·g;   v ← β2·v + (1−β2)·g²
+/// p ← p − lr/(1−β1^t) · m / (√v/√(1−β2^t) + ε)
+/// </code>
+/// Parameters without a gradient are skipped (their moments stay as they are).
+/// </summary>
+public sealed class AdamW : IDisposable
+{
+    readonly (string Name, Parameter Param)[] parameters;
+    readonly Tensor[] expAvg, expAvgSq;
+
+    public AdamW(IEnumerable<(string Name, Parameter Param)> parameters, double lr = 1e-4, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weightDecay = 0)
+    {
+        if (lr <= 0 || !double.IsFinite(lr)) throw new ArgumentException($"learning rate must be positive, not {lr}");
+        if (beta1 is < 0 or >= 1 || beta2 is < 0 or >= 1) throw new ArgumentException("Adam betas must lie in [0, 1)");
+        if (weightDecay < 0) throw new ArgumentException($"weight decay must be ≥ 0, not {weightDecay}");
+        this.parameters = parameters.ToArray();
+        LearningRate = lr; Beta1 = beta1; Beta2 = beta2; Eps = eps; WeightDecay = weightDecay;
+        expAvg = this.parameters.Select(p => torch.zeros_like(p.Param).DetachFromDisposeScope()).ToArray();
+        expAvgSq = this.parameters.Select(p => torch.zeros_like(p.Param).DetachFromDisposeScope()).ToArray();
+    }
+
+    public double LearningRate { get; }
+    public double Beta1 { get; }
+    public double Beta2 { get; }
+    public double Eps { get; }
+    public double WeightDecay { get; }
+    /// <summary>Updates taken so far (t in the bias corrections).</summary>
+    public long StepCount { get; private set; }
+
+    /// <summary>Applies one update from the parameters' current gradients.</summary>
+    public void Step()
+    {
+        StepCount++;
+        double bc1 = 1 - Math.Pow(Beta1, StepCount), bc2Sqrt = Math.Sqrt(1 - Math.Pow(Beta2, StepCount));
+        using var _ = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        for (int i = 0; i < parameters.Length; i++)
+        {
+            var p = parameters[i].Param;
+            var g = p.grad;
+            if (g is null) continue;
+            if (WeightDecay != 0) p.mul_(1 - LearningRate * WeightDecay);
+            expAvg[i].lerp_(g, 1 - Beta1);
+            expAvgSq[i].mul_(Beta2).addcmul_(g, g, 1 - Beta2);
+            var denom = expAvgSq[i].sqrt().div_(bc2Sqrt).add_(Eps);
+            p.addcdiv_(expAvg[i], denom, -LearningRate / bc1);
+        }
+    }
+
+    /// <summary>Drops every parameter's gradient.</summary>
+    public void ZeroGrad()
+    {
+        foreach (var (_, p) in parameters)
+            if (p.grad is { } g) { g.detach_(); g.zero_(); }
+    }
+
+    /// <summary>The moments by name: <c>exp_avg.NAME</c> and <c>exp_avg_sq.NAME</c> (live tensors, not copies).</summary>
+    public IEnumerable<(string Name, Tensor Value)> State()
+    {
+        for (int i = 0; i < parameters.Length; i++) yield return ("exp_avg." + parameters[i].Name, expAvg[i]);
+        for (int i = 0; i < parameters.Length; i++) yield return ("exp_avg_sq." + parameters[i].Name, expAvgSq[i]);
+    }
+
+    /// <summary>Restores <see cref="State"/> and <see cref="StepCount"/>; every moment must be present with its parameter's shape.</summary>
+    public void LoadState(long stepCount, IReadOnlyDictionary<string, Tensor> state)
+    {
+        if (stepCount < 0) throw new InvalidDataException($"optimizer step count {stepCount} is negative");
+        using var _ = torch.no_grad();
+        foreach (var (name, dst) in State())
+        {
+            if (!state.TryGetValue(name, out var src)) throw new InvalidDataException($"optimizer state lacks '{name}'");
+            if (!src.shape.SequenceEqual(dst.shape))
+                throw new InvalidDataException($"optimizer state '{name}' has shape [{string.Join(", ", src.shape)}], expected [{string.Join(", ", dst.shape)}]");
+            dst.copy_(src);
+        }
+        StepCount = stepCount;
+    }
+
+    public void Dispose()
+    {
+        foreach (var t in expAvg) t.Dispose();
+        foreach (var t in expAvgSq) t.Dispose();
+    }
+}

@@ -1,0 +1,183 @@
+using System.Diagnostics;
+using TerDiT.Data;
+using TerDiT.Diffusion;
+using TerDiT.Model;
+using TerDiT.Runtime.Config;
+using TerDiT.Runtime.Sampling;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace TerDiT.Training;
+
+/// <summary>
+/// Trains a <see cref="TerDiTModel"/> with DiT's diffusion loss: AdamW, global-norm gradient clipping,
+/// EMA of the weights, metrics to RUN_DIR/metrics.jsonl and checkpoints to RUN_DIR/checkpoints.
+/// Every random draw is a pure function of (seed, step) (see <see cref="Checkpoint"/>), so a run that is
+/// stopped and resumed from a checkpoint ends with the same weights as one that was never stopped.
+/// Step s: batch = <see cref="DataOrder.Batch"/>(s); from a CPU generator seeded <c>Seeds.Derive(seed, StepStream, s)</c>
+/// draw, in this order, timesteps (N), label-dropout uniforms (N), noise (N, C, H, W).
+/// </summary>
+public sealed class Trainer : IDisposable
+{
+    readonly LabeledImages data;
+    readonly DataOrder order;
+    readonly GaussianDiffusion diffusion = new(DiffusionSchedule.Linear(), VarianceKind.LearnedRange);
+    readonly TorchSharp.Modules.Parameter[] parameters;
+    readonly AdamW optimizer;
+    readonly Ema ema;
+    readonly MetricsLog metrics;
+    readonly DataInfo dataInfo;
+    readonly Device device;
+    readonly ScalarType dtype;
+    long lastSavedStep = -1;
+
+    Trainer(TerDiTModel model, TrainOptions options, LabeledImages data, string dataSpec, string runDir, Device? device, ScalarType dtype, long step)
+    {
+        Model = model; Options = options; RunDir = runDir; Step = step;
+        this.data = data; this.dtype = dtype;
+        this.device = device ?? CPU;
+        order = new DataOrder(options.Seed, data.Count, options.BatchSize);
+        dataInfo = new DataInfo(dataSpec, data.Count);
+        if (this.device.type != DeviceType.CPU || dtype != ScalarType.Float32) model.to(this.device, dtype);
+        var named = model.named_parameters().ToArray();
+        parameters = named.Select(p => p.parameter).ToArray();
+        optimizer = new AdamW(named, options.LearningRate, weightDecay: options.WeightDecay);
+        ema = new Ema(named, options.EmaDecay);
+        Directory.CreateDirectory(Path.Combine(runDir, "checkpoints"));
+        metrics = new MetricsLog(MetricsPath, step);
+    }
+
+    public TerDiTModel Model { get; }
+    public TrainOptions Options { get; }
+    public string RunDir { get; }
+    /// <summary>Optimizer steps completed.</summary>
+    public long Step { get; private set; }
+    public string MetricsPath => Path.Combine(RunDir, "metrics.jsonl");
+    /// <summary>The EMA weights by parameter name (live tensors).</summary>
+    public IEnumerable<(string Name, Tensor Value)> EmaWeights => ema.Weights();
+
+    /// <summary>
+    /// A new run in <paramref name="runDir"/>: the model initialised from <c>options.Seed</c>.
+    /// Refuses a folder that already holds checkpoints (resume it, or choose another folder).
+    /// <paramref name="dataSpec"/> names the data (e.g. "fashion-mnist" or a folder) for the checkpoints.
+    /// </summary>
+    public static Trainer Start(TerDiTConfig config, TrainOptions options, LabeledImages data, string dataSpec, string runDir,
+        Device? device = null, ScalarType dtype = ScalarType.Float32)
+    {
+        options.Validate();
+        CheckData(config, data);
+        var ckptDir = Path.Combine(runDir, "checkpoints");
+        if (Directory.Exists(ckptDir) && Directory.EnumerateFiles(ckptDir, "step-*.ckpt").Any())
+            throw new InvalidOperationException($"{runDir} already holds checkpoints; pass --resume to continue that run or choose another --out");
+        var metricsPath = Path.Combine(runDir, "metrics.jsonl");
+        if (File.Exists(metricsPath)) File.Delete(metricsPath);
+        return new Trainer(new TerDiTModel(config, (long)options.Seed), options, data, dataSpec, runDir, device, dtype, step: 0);
+    }
+
+    /// <summary>
+    /// Continues the run in <paramref name="runDir"/> from its latest checkpoint up to <c>options.Steps</c>.
+    /// The checkpoint's model config wins; <paramref name="config"/>, when given, must equal it; the optimisation
+    /// options (batch, lr, weight decay, clip, EMA decay, seed) and the data size must equal the checkpoint's.
+    /// </summary>
+    public static Trainer Resume(string runDir, TrainOptions options, LabeledImages data, string dataSpec, TerDiTConfig? config = null,
+        Device? device = null, ScalarType dtype = ScalarType.Float32)
+    {
+        options.Validate();
+        var path = Checkpoint.Resolve(runDir);
+        using var ckpt = Checkpoint.Load(path);
+        if (config is not null && config != ckpt.Config)
+            throw new ArgumentException($"the model options differ from the checkpoint's model ({ckpt.Config.ToJson()})");
+        if (ckpt.Options.OptimisationDifference(options) is { } diff) throw new ArgumentException($"cannot resume {path} with {diff}");
+        if (ckpt.Data.Count != data.Count)
+            throw new ArgumentException($"cannot resume {path}: it was trained on {ckpt.Data.Count} images of '{ckpt.Data.Spec}', the data now has {data.Count}");
+        CheckData(ckpt.Config, data);
+
+        var model = new TerDiTModel(ckpt.Config);
+        Checkpoint.CopyInto(model, ckpt.Model);
+        var trainer = new Trainer(model, options, data, dataSpec, runDir, device, dtype, ckpt.Step);
+        trainer.ema.Load(ckpt.Ema);
+        trainer.optimizer.LoadState(ckpt.OptimizerStep, ckpt.OptimizerState);
+        trainer.lastSavedStep = ckpt.Step;
+        return trainer;
+    }
+
+    static void CheckData(TerDiTConfig config, LabeledImages data)
+    {
+        if (data.Channels != config.InChannels || data.Height != config.InputSize || data.Width != config.InputSize)
+            throw new ArgumentException($"images are {data.Channels}×{data.Height}×{data.Width}, the model takes {config.InChannels}×{config.InputSize}×{config.InputSize}");
+        if (data.NumClasses > config.NumClasses)
+            throw new ArgumentException($"the data has {data.NumClasses} classes, the model only {config.NumClasses}");
+    }
+
+    /// <summary>One optimizer step on the next batch; returns its metrics (not yet logged).</summary>
+    public StepMetrics TrainStep()
+    {
+        var clock = Stopwatch.StartNew();
+        var config = Model.Config;
+        var (epoch, _) = order.Position(Step);
+        using var scope = NewDisposeScope();
+        using var generator = new Generator(Seeds.Derive(Options.Seed, Seeds.StepStream, (ulong)Step), CPU);
+        var (x, y) = data.Gather(order.Batch(Step), device, dtype);                              // (B, C, H, W), (B)
+        var t = diffusion.SampleTimesteps(Options.BatchSize, generator, device);                   // (B)
+        var yDropped = LabelEmbedder.LabelDropout(y, config.ClassDropout, config.NullClass, generator); // (B)
+        var noise = randn(x.shape, ScalarType.Float32, generator: generator).to(dtype, device);    // (B, C, H, W)
+
+        Model.train();
+        var (loss, mse, _) = diffusion.TrainingLosses((xt, tt, yy) => Model.call(xt, tt, yy), x, t, yDropped, noise); // (B) each
+        var lossMean = loss.mean();
+        optimizer.ZeroGrad();
+        lossMean.backward();
+        double gradNorm = nn.utils.clip_grad_norm_(parameters, Options.GradClip > 0 ? Options.GradClip : double.PositiveInfinity);
+        optimizer.Step();
+        ema.Update();
+        Step++;
+
+        double lossValue = lossMean.item<float>(), mseValue = mse.mean().item<float>();
+        double seconds = clock.Elapsed.TotalSeconds;
+        return new StepMetrics(Step, epoch, lossValue, mseValue, gradNorm, seconds, Options.BatchSize / seconds);
+    }
+
+    /// <summary>
+    /// Trains until <c>Options.Steps</c>: a metrics line every <c>LogEvery</c> steps, a checkpoint every
+    /// <c>CheckpointEvery</c> steps and at the end (also when <paramref name="cancel"/> fires, which stops early).
+    /// <paramref name="onStep"/> sees every step's metrics.
+    /// </summary>
+    public void Run(Action<StepMetrics>? onStep = null, CancellationToken cancel = default)
+    {
+        while (Step < Options.Steps && !cancel.IsCancellationRequested)
+        {
+            var m = TrainStep();
+            metrics.Add(m);
+            onStep?.Invoke(m);
+            if (Step % Options.LogEvery == 0) metrics.Flush();
+            if (Options.CheckpointEvery > 0 && Step % Options.CheckpointEvery == 0) SaveCheckpoint();
+        }
+        metrics.Flush();
+        if (lastSavedStep != Step) SaveCheckpoint();
+    }
+
+    /// <summary>Writes RUN_DIR/checkpoints/step-NNNNNNN.ckpt for the current step; returns its path.</summary>
+    public string SaveCheckpoint()
+    {
+        var path = Checkpoint.PathFor(RunDir, Step);
+        var ckpt = new Checkpoint
+        {
+            Config = Model.Config, Options = Options, Step = Step, Data = dataInfo, DataPosition = order.Position(Step),
+            OptimizerStep = optimizer.StepCount,
+            Model = Model.named_parameters().ToDictionary(p => p.name, p => (Tensor)p.parameter),
+            Ema = ema.Weights().ToDictionary(p => p.Name, p => p.Value),
+            OptimizerState = optimizer.State().ToDictionary(p => p.Name, p => p.Value),
+        };
+        ckpt.Save(path); // the tensors are live: not disposed here
+        lastSavedStep = Step;
+        return path;
+    }
+
+    public void Dispose()
+    {
+        metrics.Dispose();
+        optimizer.Dispose();
+        ema.Dispose();
+        Model.Dispose();
+    }
+}
