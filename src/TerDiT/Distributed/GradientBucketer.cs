@@ -62,11 +62,11 @@ public sealed class GradientBucketer : IDisposable
     /// <summary>
     /// Replaces every gradient by its mean over ranks. Every synchronised parameter must have a
     /// gradient on every rank (unused parameters are not supported: a rank without a gradient throws,
-    /// naming the parameter). With one rank this does nothing.
+    /// naming the parameter). With one rank the gradients go through the same packing and collective
+    /// and come back unchanged (what the NCCL self-test exercises).
     /// </summary>
     public void AverageGradients()
     {
-        if (communicator.WorldSize == 1) return;
         using var _ = torch.no_grad();
         using var scope = torch.NewDisposeScope();
         foreach (var b in buckets) b.Pack();
