@@ -67,6 +67,26 @@ public class DistributedLauncherTests
     }
 
     [Fact]
+    public void CancellationStopsEveryRank()
+    {
+        var dir = Directory.CreateTempSubdirectory("launch").FullName;
+        try
+        {
+            using var cancel = new CancellationTokenSource(TimeSpan.FromMilliseconds(500));
+            var output = new StringWriter();
+            var watch = Stopwatch.StartNew();
+            int code = Launcher.Run(new LaunchOptions
+            {
+                WorldSize = 2, FileName = "/bin/sh", Arguments = ["-c", "sleep 60; echo survived"], RendezvousDirectory = dir,
+            }, output, new StringWriter(), cancel.Token);
+            Assert.Equal(130, code);
+            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(30), $"the ranks were not killed ({watch.Elapsed})");
+            Assert.DoesNotContain("survived", output.ToString());
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
     public void RanksTakeTheirEntryOfTheParentsVisibleDevices()
     {
         Assert.Equal(new[] { "0", "1" }, Launcher.VisibleDevices(null, 2));

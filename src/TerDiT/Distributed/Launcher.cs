@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 
 namespace TerDiT.Distributed;
 
@@ -23,7 +24,8 @@ public sealed record LaunchOptions
 /// rendezvous directory), <c>NCCL_NVLS_ENABLE=0</c> and <c>CUDA_VISIBLE_DEVICES</c> = the r-th entry of
 /// the parent's CUDA_VISIBLE_DEVICES (or <c>r</c> when that is unset), so each rank sees its GPU as
 /// device 0. Output lines are forwarded as <c>[rank r] line</c>. When a rank fails, the others are
-/// killed and the failed rank's exit code is returned; 0 when all succeed.
+/// killed and the failed rank's exit code is returned; 0 when all succeed. SIGINT, SIGTERM or the
+/// cancellation token kill all ranks (exit code 130, or 143 for SIGTERM).
 /// </summary>
 public static class Launcher
 {
@@ -36,11 +38,17 @@ public static class Launcher
         var rendezvous = Path.Combine(Path.GetFullPath(options.RendezvousDirectory), $".nccl-id-{Environment.ProcessId}-{Guid.NewGuid():N}");
         var writeLock = new object();
         var processes = new List<Process>();
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
+        int signalCode = 130;
+        void OnSignal(PosixSignalContext context, int code) { context.Cancel = true; signalCode = code; stop.Cancel(); }
+        using var onInt = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => OnSignal(c, 130));
+        using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => OnSignal(c, 143));
         try
         {
             for (int rank = 0; rank < options.WorldSize; rank++)
                 processes.Add(Start(options, rank, devices[rank], rendezvous, writeLock, output, error));
-            int code = Supervise(processes, cancellation, out int failedRank);
+            int code = Supervise(processes, stop.Token, out int failedRank);
+            if (code < 0) code = signalCode;
             if (code != 0) lock (writeLock) error.WriteLine(failedRank >= 0 ? $"[launcher] rank {failedRank} exited with code {code}; the other ranks were stopped" : "[launcher] cancelled; all ranks were stopped");
             lock (writeLock) { output.Flush(); error.Flush(); }
             return code;
@@ -106,7 +114,7 @@ public static class Launcher
         return process;
     }
 
-    /// <summary>Waits for all ranks; on the first failure (or cancellation) kills the rest.</summary>
+    /// <summary>Waits for all ranks; on the first failure (or cancellation: returns −1) kills the rest.</summary>
     static int Supervise(List<Process> processes, CancellationToken cancellation, out int failedRank)
     {
         failedRank = -1;
@@ -120,7 +128,8 @@ public static class Launcher
             if (cancelled.IsCompleted)
             {
                 foreach (var p in processes) KillQuietly(p);
-                return 130; // as a shell reports SIGINT
+                foreach (var p in processes) p.WaitForExit();
+                return -1; // the caller knows which signal
             }
             foreach (int rank in running.Where(r => waits[r].IsCompleted).ToArray())
             {
