@@ -161,6 +161,30 @@ public class DistributedTrainingTests
         finally { Directory.Delete(root, true); }
     }
 
+    /// <summary>The global batch is what a checkpoint records, so a run may resume on another number of ranks.</summary>
+    [Fact]
+    public void ATwoRankCheckpointResumesOnOneProcess()
+    {
+        var config = Micro with { QkNorm = false, AdaLnNorm = false }; // see LongerRunsStayWithinRoundingOfOneProcess
+        var data = DatasetSource.Load("fashion-mnist", config, Fixtures.FashionMnistDirectory, limit: 40);
+        var options = new TrainOptions { Steps = 5, BatchSize = 4, LearningRate = 1e-3, EmaDecay = 0.9, Seed = 3, CheckpointEvery = 2 };
+        var root = Directory.CreateTempSubdirectory("ddp-rescale").FullName;
+        try
+        {
+            string straight = Path.Combine(root, "straight"), moved = Path.Combine(root, "moved");
+            FakeCommunicatorGroup.Run(2, c => { using var t = Trainer.Start(config, options, data, "fashion-mnist", straight, communicator: c); t.Run(); });
+            FakeCommunicatorGroup.Run(2, c => { using var t = Trainer.Start(config, options with { Steps = 2 }, data, "fashion-mnist", moved, communicator: c); t.Run(); });
+            using (var t = Trainer.Resume(moved, options, data, "fashion-mnist")) t.Run();
+
+            using var a = Checkpoint.Load(Checkpoint.Resolve(straight));
+            using var b = Checkpoint.Load(Checkpoint.Resolve(moved));
+            Assert.Equal((5L, 5L), (a.Step, b.Step));
+            AssertClose(a.Model, b.Model, 1e-5, "model");
+            AssertClose(a.Ema, b.Ema, 1e-5, "ema");
+        }
+        finally { Directory.Delete(root, true); }
+    }
+
     [Fact]
     public void AGlobalBatchThatRanksCannotSplitIsRefused()
     {
