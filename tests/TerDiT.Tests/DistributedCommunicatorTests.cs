@@ -29,7 +29,7 @@ public class DistributedCommunicatorTests
     }
 
     [Fact]
-    public void FakeAverageBroadcastAndAverageScalar()
+    public void FakeAverageBroadcastAndAverageScalars()
     {
         var results = FakeCommunicatorGroup.Run(4, c =>
         {
@@ -37,15 +37,15 @@ public class DistributedCommunicatorTests
             c.AllReduceAverage(x);
             using var y = torch.full(3, (float)c.Rank);
             c.Broadcast(y, root: 2);
-            double loss = c.AverageScalar(c.Rank, CPU);
+            var means = c.AverageScalars(CPU, c.Rank, 10 * c.Rank);
             c.Barrier();
-            return (x.data<float>().ToArray(), y.data<float>().ToArray(), loss);
+            return (x.data<float>().ToArray(), y.data<float>().ToArray(), means);
         });
-        foreach (var (x, y, loss) in results)
+        foreach (var (x, y, means) in results)
         {
             Assert.Equal(Enumerable.Range(0, 6).Select(i => i * 2.5f), x); // mean of (r+1) over r = 0..3 is 2.5
             Assert.All(y, v => Assert.Equal(2f, v));
-            Assert.Equal(1.5, loss);
+            Assert.Equal(new[] { 1.5, 15 }, means);
         }
     }
 

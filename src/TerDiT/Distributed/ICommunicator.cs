@@ -50,13 +50,14 @@ public static class CommunicatorExtensions
     /// <summary>Mean over ranks of one tensor, in place.</summary>
     public static void AllReduceAverage(this ICommunicator communicator, Tensor tensor) => communicator.AllReduceAverage([tensor]);
 
-    /// <summary>Mean over ranks of a scalar (e.g. a loss for logging), through a float64 tensor on <paramref name="device"/>.</summary>
-    public static double AverageScalar(this ICommunicator communicator, double value, Device device)
+    /// <summary>Means over ranks of a few scalars (e.g. losses for logging), in one collective on a float64 tensor on <paramref name="device"/>.</summary>
+    public static double[] AverageScalars(this ICommunicator communicator, Device device, params double[] values)
     {
-        if (communicator.WorldSize == 1) return value;
-        using var t = torch.tensor(new[] { value }, device: device);
+        if (communicator.WorldSize == 1) return values.ToArray();
+        using var t = torch.tensor(values, device: device);
         communicator.AllReduceAverage(t);
-        return t.cpu().item<double>();
+        using var cpu = t.cpu();
+        return cpu.data<double>().ToArray();
     }
 
     /// <summary>

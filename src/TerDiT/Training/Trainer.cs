@@ -156,7 +156,10 @@ public sealed class Trainer : IDisposable
 
         double lossValue = lossMean.item<float>(), mseValue = mse.mean().item<float>();
         if (communicator is not null)
-            (lossValue, mseValue) = (communicator.AverageScalar(lossValue, device), communicator.AverageScalar(mseValue, device));
+        {
+            var means = communicator.AverageScalars(device, lossValue, mseValue);
+            (lossValue, mseValue) = (means[0], means[1]);
+        }
         double seconds = clock.Elapsed.TotalSeconds;
         return new StepMetrics(Step, epoch, lossValue, mseValue, gradNorm, seconds, Options.BatchSize / seconds);
     }
