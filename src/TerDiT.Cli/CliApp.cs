@@ -32,7 +32,8 @@ public static class CliApp
         var parse = CreateRoot().Parse(args);
         if (parse.Errors.Count > 0)
         {
-            stderr.WriteLine($"terdit: error: {OneLine(parse.Errors[0].Message)} (see 'terdit --help')");
+            var messages = parse.Errors.Select(e => OneLine(e.Message).TrimEnd('.')).Distinct();
+            stderr.WriteLine($"terdit: error: {string.Join("; ", messages)} (see 'terdit --help')");
             return UsageError;
         }
         return parse.Invoke(new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false });

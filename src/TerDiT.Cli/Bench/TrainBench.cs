@@ -28,10 +28,12 @@ static class TrainBench
         var dataDir = new Option<string?>("--data-dir") { Description = "Fashion-MNIST folder (default: the system one)" };
         var output = new Option<string>("--out") { Description = "JSON results file", DefaultValueFactory = _ => "bench/results/train-cpu.json" };
         var device = DeviceOption.Create();
+        var threads = ThreadsOption.Create();
         var command = new Command("train", "Benchmark training steps: ternary vs full precision.");
-        foreach (var o in new Option[] { presets, batch, steps, warmup, dataDir, output, device }) command.Add(o);
+        foreach (var o in new Option[] { presets, batch, steps, warmup, dataDir, output, device, threads }) command.Add(o);
         command.SetAction(p => CliApp.Guard(p, stdout =>
         {
+            ThreadsOption.Apply(p.GetValue(threads));
             int b = p.GetValue(batch), n = p.GetValue(steps), w = p.GetValue(warmup);
             if (b <= 0 || n <= 0 || w < 0) throw new ArgumentException("--batch and --steps must be positive, --warmup ≥ 0");
             var dev = DeviceOption.Resolve(p.GetValue(device)!);

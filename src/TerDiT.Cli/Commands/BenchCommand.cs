@@ -10,6 +10,7 @@ static class BenchCommand
     {
         var command = new Command("bench", "Run a benchmark and write its results as JSON.");
         command.Add(TrainBench.Create());
+        command.Add(GemmBenchCommand.Create());
         return command;
     }
 }

@@ -20,14 +20,16 @@ static class SampleCommand
         var seed = new Option<ulong>("--seed") { Description = "seed of the sampling noise", DefaultValueFactory = _ => 0 };
         var output = new Option<string>("--out") { Description = "PNG file to write", Required = true };
         var device = DeviceOption.Create();
+        var threads = ThreadsOption.Create();
         var weights = new Option<string>("--weights") { Description = "ema or raw", DefaultValueFactory = _ => "ema" };
         sampler.AcceptOnlyFromAmong("ddim", "ddpm");
         weights.AcceptOnlyFromAmong("ema", "raw");
 
         var command = new Command("sample", "Sample a grid of images (one row per class) from a checkpoint into a PNG.");
-        foreach (var o in new Option[] { checkpoint, classes, perClass, steps, sampler, cfg, seed, output, device, weights }) command.Add(o);
+        foreach (var o in new Option[] { checkpoint, classes, perClass, steps, sampler, cfg, seed, output, device, weights, threads }) command.Add(o);
         command.SetAction(p => CliApp.Guard(p, stdout =>
         {
+            ThreadsOption.Apply(p.GetValue(threads));
             var dev = DeviceOption.Resolve(p.GetValue(device)!);
             var path = Checkpoint.Resolve(p.GetValue(checkpoint)!);
             using var ckpt = Checkpoint.Load(path);

@@ -21,6 +21,7 @@ static class TrainCommand
         var batch = new Option<int>("--batch") { Description = "batch size", DefaultValueFactory = _ => 32 };
         var output = new Option<string>("--out") { Description = "run directory", Required = true };
         var device = DeviceOption.Create();
+        var threads = ThreadsOption.Create();
         var seed = new Option<ulong>("--seed") { Description = "seed of the initialisation, data order and noise", DefaultValueFactory = _ => 0 };
         var resume = new Option<bool>("--resume") { Description = "continue from the run directory's latest checkpoint" };
         var lr = new Option<double>("--lr") { Description = "AdamW learning rate", DefaultValueFactory = _ => 1e-4 };
@@ -33,11 +34,12 @@ static class TrainCommand
 
         var command = new Command("train", "Train a TerDiT model on Fashion-MNIST or an image folder.");
         model.AddTo(command);
-        foreach (var o in new Option[] { data, dataDir, resize, limit, steps, batch, output, device, seed, resume, lr, weightDecay, gradClip, emaDecay, ckptEvery, logEvery, gpus })
+        foreach (var o in new Option[] { data, dataDir, resize, limit, steps, batch, output, device, seed, resume, lr, weightDecay, gradClip, emaDecay, ckptEvery, logEvery, threads, gpus })
             command.Add(o);
 
         command.SetAction(p => CliApp.Guard(p, stdout =>
         {
+            ThreadsOption.Apply(p.GetValue(threads));
             var config = model.Resolve(p);
             bool resuming = p.GetValue(resume);
             var runDir = p.GetValue(output)!;

@@ -94,8 +94,11 @@ public static class CheckpointFile
         using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
         long size = file.Length;
         var prefix = new byte[PrefixBytes];
-        if (size < PrefixBytes + HashBytes || file.Read(prefix) != PrefixBytes || !prefix.AsSpan(0, 8).SequenceEqual(Magic))
-            throw new InvalidDataException($"{path} is not a TerDiT checkpoint (magic 'TDITCKPT' missing or file too short)");
+        if (size < PrefixBytes + HashBytes)
+            throw new InvalidDataException($"{path}: {size} bytes is too short for a TerDiT checkpoint (truncated?)");
+        file.ReadExactly(prefix);
+        if (!prefix.AsSpan(0, 8).SequenceEqual(Magic))
+            throw new InvalidDataException($"{path} is not a TerDiT checkpoint (magic 'TDITCKPT' missing)");
         uint version = BinaryPrimitives.ReadUInt32LittleEndian(prefix.AsSpan(8));
         if (version != Version) throw new InvalidDataException($"{path}: checkpoint format version {version}, this build reads version {Version}");
         long headerLength = BinaryPrimitives.ReadInt64LittleEndian(prefix.AsSpan(12));
@@ -136,9 +139,10 @@ public static class CheckpointFile
                 tensors.Add(name, t);
             }
         }
-        catch (Exception e) when (e is not InvalidDataException)
+        catch (Exception e)
         {
             foreach (var t in tensors.Values) t.Dispose();
+            if (e is InvalidDataException) throw;
             throw new InvalidDataException($"{path}: malformed tensor list in the checkpoint header ({e.Message})", e);
         }
         header.Remove("tensors");

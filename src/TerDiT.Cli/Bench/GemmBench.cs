@@ -1,0 +1,163 @@
+using System.Diagnostics;
+using System.Globalization;
+using TerDiT.Runtime.Cpu;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace TerDiT.Cli.Bench;
+
+/// <summary>One shape of <see cref="GemmBench"/>: throughput counted as 2·M·K·N operations a second.</summary>
+/// <param name="TorchGops">TorchSharp fp32 <c>linear</c> on dense weights (the baseline).</param>
+/// <param name="ExactGops">TernaryGemm, <see cref="GemmMode.Exact"/>.</param>
+/// <param name="A8Gops">TernaryGemm, <see cref="GemmMode.A8"/>.</param>
+/// <param name="PeakGflops">This CPU's assumed fp32 peak (see <see cref="GemmBench.PeakGflops"/>).</param>
+public sealed record GemmBenchResult(string Name, int M, int K, int N, double TorchGops, double ExactGops, double A8Gops, double PeakGflops)
+{
+    /// <summary>Exact throughput over the baseline's.</summary>
+    public double ExactSpeedup => ExactGops / TorchGops;
+
+    /// <summary>A8 throughput over the baseline's.</summary>
+    public double A8Speedup => A8Gops / TorchGops;
+
+    /// <summary>Baseline throughput as a fraction of <see cref="PeakGflops"/>.</summary>
+    public double TorchPeakFraction => TorchGops / PeakGflops;
+
+    /// <summary>Exact throughput (dense-equivalent operations) as a fraction of <see cref="PeakGflops"/>.</summary>
+    public double ExactPeakFraction => ExactGops / PeakGflops;
+
+    /// <summary>A8 throughput (dense-equivalent operations) as a fraction of <see cref="PeakGflops"/>.</summary>
+    public double A8PeakFraction => A8Gops / PeakGflops;
+
+    /// <summary>One line for a terminal.</summary>
+    public override string ToString() => string.Create(CultureInfo.InvariantCulture,
+        $"{Name,-18} M={M} K={K} N={N}: torch {TorchGops,6:F1} GOP/s ({TorchPeakFraction:P0} of peak) | exact {ExactGops,6:F1} ({ExactSpeedup:F2}×, {ExactPeakFraction:P0}) | a8 {A8Gops,6:F1} ({A8Speedup:F2}×, {A8PeakFraction:P0})");
+}
+
+/// <summary>
+/// Ternary GEMM against TorchSharp dense fp32 on the 600M model's linear shapes (M = 512 tokens:
+/// 2·256 with CFG). Methods are interleaved in every repetition so background load hits all alike;
+/// each figure is the median of the repetitions after a warm-up.
+/// </summary>
+public static class GemmBench
+{
+    /// <summary>The 600M linear shapes (name, K, N).</summary>
+    public static readonly IReadOnlyList<(string Name, int K, int N)> Shapes600M =
+    [
+        ("attn wq/wk/wv/wo", 1536, 1536),
+        ("ffn w1/w3", 1536, 4096),
+        ("ffn w2", 4096, 1536),
+        ("adaLN", 1024, 9216),
+    ];
+
+    /// <summary>
+    /// Assumed fp32 peak in GFLOP/s: cores × 2 FMA units × 16 lanes × 2 flops × <see cref="MeasureClockGhz"/>.
+    /// On AMD Zen 4 a 512-bit FMA runs as two 256-bit halves, so its sustainable peak is half this figure.
+    /// </summary>
+    public static double PeakGflops(int cores) => cores * 2 * 16 * 2 * Clock.Value;
+
+    static readonly Lazy<double> Clock = new(MeasureClockGhz);
+
+    /// <summary>
+    /// The running core clock in GHz, measured: a chain of dependent 64-bit multiplies (3 cycles each
+    /// on x86) over 50 M steps, timed in process CPU time so other load on the machine does not count,
+    /// best of 5 (/proc/cpuinfo's "cpu MHz" shows the nominal clock on virtual machines, not the boost
+    /// clock the code runs at).
+    /// </summary>
+    public static double MeasureClockGhz()
+    {
+        const long steps = 50_000_000;
+        double best = double.MaxValue;
+        using var process = Process.GetCurrentProcess();
+        for (int r = 0; r < 5; r++)
+        {
+            process.Refresh();
+            var start = process.TotalProcessorTime;
+            Chain(steps, r + 3);
+            process.Refresh();
+            best = Math.Min(best, (process.TotalProcessorTime - start).TotalSeconds);
+        }
+        return steps * 3 / best / 1e9;
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining |
+        System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    static long Chain(long steps, long a)
+    {
+        long m = steps | 3;
+        for (long i = 0; i < steps; i++) a *= m;
+        return a;
+    }
+
+    /// <summary>The first "cpu MHz" of /proc/cpuinfo in GHz (the nominal clock), or NaN where absent.</summary>
+    public static double NominalClockGhz()
+    {
+        const string path = "/proc/cpuinfo";
+        if (File.Exists(path))
+            foreach (var line in File.ReadLines(path))
+                if (line.StartsWith("cpu MHz", StringComparison.Ordinal) &&
+                    double.TryParse(line[(line.IndexOf(':') + 1)..], NumberStyles.Float, CultureInfo.InvariantCulture, out double mhz))
+                    return mhz / 1000;
+        return double.NaN;
+    }
+
+    /// <summary>Runs every shape of <see cref="Shapes600M"/>; <paramref name="log"/> gets each result as it is measured.</summary>
+    public static IReadOnlyList<GemmBenchResult> Run(int m = 512, int threads = 2, int warmup = 2, int repetitions = 7, Action<string>? log = null)
+    {
+        if (m <= 0 || threads <= 0 || warmup < 0 || repetitions <= 0)
+            throw new ArgumentException("m, threads and repetitions must be positive, warmup non-negative");
+        torch.set_num_threads(threads);
+        var results = new List<GemmBenchResult>();
+        foreach (var (name, k, n) in Shapes600M)
+        {
+            var r = RunShape(name, m, k, n, threads, warmup, repetitions);
+            log?.Invoke(r.ToString());
+            results.Add(r);
+        }
+        return results;
+    }
+
+    /// <summary>Measures one shape with random trits (one third each of -1, 0, 1) and N(0, 1) activations.</summary>
+    public static GemmBenchResult RunShape(string name, int m, int k, int n, int threads, int warmup, int repetitions)
+    {
+        var rng = new Random(1234);
+        var trits = new sbyte[(long)n * k];
+        for (long i = 0; i < trits.Length; i++) trits[i] = (sbyte)rng.Next(-1, 2);
+        const float alpha = 0.02f;
+        var packed = PackedTernaryMatrix.FromTrits(trits, n, k, alpha);
+        var x = new float[(long)m * k];
+        for (long i = 0; i < x.Length; i++) x[i] = (float)(Math.Sqrt(-2 * Math.Log(1 - rng.NextDouble())) * Math.Cos(2 * Math.PI * rng.NextDouble()));
+        var y = new float[(long)m * n];
+        var options = new TernaryGemmOptions(threads);
+
+        using var scope = torch.NewDisposeScope();
+        var dense = new float[trits.Length];
+        for (long i = 0; i < dense.Length; i++) dense[i] = alpha * trits[i];
+        var tw = torch.tensor(dense, [n, k]);   // (N, K)
+        var tx = torch.tensor(x, [m, k]);       // (M, K)
+
+        var methods = new Action[]
+        {
+            () => { using var ty = torch.nn.functional.linear(tx, tw); },  // (M, N)
+            () => TernaryGemm.Multiply(x, m, packed, y, default, GemmMode.Exact, options),
+            () => TernaryGemm.Multiply(x, m, packed, y, default, GemmMode.A8, options),
+        };
+        var times = methods.Select(_ => new List<double>()).ToArray();
+        for (int rep = 0; rep < warmup + repetitions; rep++)
+            for (int i = 0; i < methods.Length; i++)
+            {
+                long start = Stopwatch.GetTimestamp();
+                methods[i]();
+                double s = Stopwatch.GetElapsedTime(start).TotalSeconds;
+                if (rep >= warmup) times[i].Add(s);
+            }
+        double ops = 2.0 * m * k * n;
+        double Gops(List<double> t) => ops / Median(t) / 1e9;
+        return new GemmBenchResult(name, m, k, n, Gops(times[0]), Gops(times[1]), Gops(times[2]), PeakGflops(threads));
+    }
+
+    static double Median(List<double> v)
+    {
+        var s = v.Order().ToArray();
+        return s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;
+    }
+}

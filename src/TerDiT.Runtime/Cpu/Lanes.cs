@@ -1,0 +1,115 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace TerDiT.Runtime.Cpu;
+
+/// <summary>
+/// The vector operations the lookup-table kernel needs, one implementation per (width, element):
+/// the JIT specialises <see cref="LutKernel"/> for each struct, so there is one kernel source.
+/// </summary>
+internal unsafe interface ILanes<TV, TE> where TV : unmanaged where TE : unmanaged
+{
+    /// <summary>Elements (tokens) per vector.</summary>
+    static abstract int Count { get; }
+    static abstract TV Zero { get; }
+    static abstract TV Load(TE* p);
+    static abstract void Store(TE* p, TV v);
+    static abstract TV Add(TV a, TV b);
+    static abstract TV Sub(TV a, TV b);
+    static abstract TV Negate(TV a);
+    /// <summary>Adds <paramref name="acc"/> into <c>Count</c> 32-bit accumulators at <paramref name="dst"/> (float, or int widened from short).</summary>
+    static abstract void Flush(TV acc, void* dst);
+}
+
+internal unsafe struct F512 : ILanes<Vector512<float>, float>
+{
+    public static int Count => Vector512<float>.Count;
+    public static Vector512<float> Zero => Vector512<float>.Zero;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Load(float* p) => Vector512.Load(p);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(float* p, Vector512<float> v) => v.Store(p);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Add(Vector512<float> a, Vector512<float> b) => a + b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Sub(Vector512<float> a, Vector512<float> b) => a - b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Negate(Vector512<float> a) => -a;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Flush(Vector512<float> acc, void* dst) => (Vector512.Load((float*)dst) + acc).Store((float*)dst);
+}
+
+internal unsafe struct F256 : ILanes<Vector256<float>, float>
+{
+    public static int Count => Vector256<float>.Count;
+    public static Vector256<float> Zero => Vector256<float>.Zero;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Load(float* p) => Vector256.Load(p);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(float* p, Vector256<float> v) => v.Store(p);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Add(Vector256<float> a, Vector256<float> b) => a + b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Sub(Vector256<float> a, Vector256<float> b) => a - b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Negate(Vector256<float> a) => -a;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Flush(Vector256<float> acc, void* dst) => (Vector256.Load((float*)dst) + acc).Store((float*)dst);
+}
+
+internal unsafe struct F128 : ILanes<Vector128<float>, float>
+{
+    public static int Count => Vector128<float>.Count;
+    public static Vector128<float> Zero => Vector128<float>.Zero;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Load(float* p) => Vector128.Load(p);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(float* p, Vector128<float> v) => v.Store(p);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Add(Vector128<float> a, Vector128<float> b) => a + b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Sub(Vector128<float> a, Vector128<float> b) => a - b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Negate(Vector128<float> a) => -a;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Flush(Vector128<float> acc, void* dst) => (Vector128.Load((float*)dst) + acc).Store((float*)dst);
+}
+
+internal unsafe struct S512 : ILanes<Vector512<short>, short>
+{
+    public static int Count => Vector512<short>.Count;
+    public static Vector512<short> Zero => Vector512<short>.Zero;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<short> Load(short* p) => Vector512.Load(p);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(short* p, Vector512<short> v) => v.Store(p);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<short> Add(Vector512<short> a, Vector512<short> b) => a + b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<short> Sub(Vector512<short> a, Vector512<short> b) => a - b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<short> Negate(Vector512<short> a) => -a;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Flush(Vector512<short> acc, void* dst)
+    {
+        var d = (int*)dst;
+        var (lo, hi) = Vector512.Widen(acc);
+        (Vector512.Load(d) + lo).Store(d);
+        (Vector512.Load(d + Vector512<int>.Count) + hi).Store(d + Vector512<int>.Count);
+    }
+}
+
+internal unsafe struct S256 : ILanes<Vector256<short>, short>
+{
+    public static int Count => Vector256<short>.Count;
+    public static Vector256<short> Zero => Vector256<short>.Zero;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<short> Load(short* p) => Vector256.Load(p);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(short* p, Vector256<short> v) => v.Store(p);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<short> Add(Vector256<short> a, Vector256<short> b) => a + b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<short> Sub(Vector256<short> a, Vector256<short> b) => a - b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<short> Negate(Vector256<short> a) => -a;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Flush(Vector256<short> acc, void* dst)
+    {
+        var d = (int*)dst;
+        var (lo, hi) = Vector256.Widen(acc);
+        (Vector256.Load(d) + lo).Store(d);
+        (Vector256.Load(d + Vector256<int>.Count) + hi).Store(d + Vector256<int>.Count);
+    }
+}
+
+internal unsafe struct S128 : ILanes<Vector128<short>, short>
+{
+    public static int Count => Vector128<short>.Count;
+    public static Vector128<short> Zero => Vector128<short>.Zero;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<short> Load(short* p) => Vector128.Load(p);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(short* p, Vector128<short> v) => v.Store(p);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<short> Add(Vector128<short> a, Vector128<short> b) => a + b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<short> Sub(Vector128<short> a, Vector128<short> b) => a - b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<short> Negate(Vector128<short> a) => -a;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Flush(Vector128<short> acc, void* dst)
+    {
+        var d = (int*)dst;
+        var (lo, hi) = Vector128.Widen(acc);
+        (Vector128.Load(d) + lo).Store(d);
+        (Vector128.Load(d + Vector128<int>.Count) + hi).Store(d + Vector128<int>.Count);
+    }
+}

@@ -1,0 +1,113 @@
+using System.Runtime.CompilerServices;
+
+namespace TerDiT.Runtime.Cpu;
+
+/// <summary>
+/// The lookup-table ternary GEMM core (T-MAC style), one source for every width and both modes.
+/// A packed byte holds the codes of 4 trits whose columns are <c>128·b + j + {0, 32, 64, 96}</c>
+/// (docs/TERNARY-LAYOUT.md); for a block of <c>L</c> tokens the kernel tabulates, per byte
+/// position p, all 81 signed sums <c>±x0 ±x1 ±x2 ±x3</c> (zero terms included) as vectors of L
+/// tokens at table index = the byte's value. Each weight byte then costs one vector add of a
+/// table entry: 4·L multiply-adds for one add, no multiplies at all.
+/// </summary>
+internal static unsafe class LutKernel
+{
+    /// <summary>Table entries per byte position: every byte value (only the 81 without a code 3 are written or read).</summary>
+    public const int Entries = 256;
+
+    /// <summary>
+    /// Accumulates <c>Σ_k W_t[n, k] · xT[k, :]</c> for n in [n0, n1) into <paramref name="acc"/>
+    /// (row n at <c>acc + (n - n0) · L · 4</c> bytes, L 32-bit values, added to what is there).
+    /// <paramref name="xT"/> is (paddedCols, L): column-major activations of L tokens, zero past
+    /// the real columns and tokens. A chunk of byte positions is tabulated, then swept over all rows.
+    /// <paramref name="lut"/> holds <c>256 · (chunk | 1) · L</c> elements.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Accumulate<TV, TE, TL>(TE* xT, byte* w, int rowBytes, int n0, int n1, TE* lut, int chunk, byte* acc)
+        where TV : unmanaged where TE : unmanaged where TL : ILanes<TV, TE>
+    {
+        int l = TL.Count;
+        int accStride = l * 4;
+        // Table layout [code][position in chunk][L]: with an odd row stride the 81 live codes of
+        // consecutive positions spread over all cache sets (a [position][code] layout would map
+        // every position's entry c to the same set and waste 2/3 of L1 and L2).
+        int stride = chunk | 1;
+        nint codeStride = (nint)stride * l * sizeof(TE);
+        for (int p0 = 0; p0 < rowBytes; p0 += chunk)
+        {
+            int groups = Math.Min(chunk, rowBytes - p0);
+            for (int g = 0; g < groups; g++) Tabulate<TV, TE, TL>(xT, p0 + g, lut + (nint)g * l, stride);
+            int n = n0;
+            for (; n + 8 <= n1; n += 8)
+            {
+                byte* w0 = w + (nint)n * rowBytes + p0;
+                nint rb = rowBytes;
+                TV a0 = TL.Zero, a1 = TL.Zero, a2 = TL.Zero, a3 = TL.Zero, a4 = TL.Zero, a5 = TL.Zero, a6 = TL.Zero, a7 = TL.Zero;
+                byte* t = (byte*)lut;
+                byte* end = w0 + groups;
+                for (byte* r = w0; r < end; r++, t += l * sizeof(TE))
+                {
+                    byte* r4 = r + 4 * rb;
+                    a0 = TL.Add(a0, TL.Load((TE*)(t + r[0] * codeStride)));
+                    a1 = TL.Add(a1, TL.Load((TE*)(t + r[rb] * codeStride)));
+                    a2 = TL.Add(a2, TL.Load((TE*)(t + r[2 * rb] * codeStride)));
+                    a3 = TL.Add(a3, TL.Load((TE*)(t + r[3 * rb] * codeStride)));
+                    a4 = TL.Add(a4, TL.Load((TE*)(t + r4[0] * codeStride)));
+                    a5 = TL.Add(a5, TL.Load((TE*)(t + r4[rb] * codeStride)));
+                    a6 = TL.Add(a6, TL.Load((TE*)(t + r4[2 * rb] * codeStride)));
+                    a7 = TL.Add(a7, TL.Load((TE*)(t + r4[3 * rb] * codeStride)));
+                }
+                byte* d = acc + (nint)(n - n0) * accStride;
+                TL.Flush(a0, d); TL.Flush(a1, d + accStride); TL.Flush(a2, d + 2 * accStride); TL.Flush(a3, d + 3 * accStride);
+                d += 4 * accStride;
+                TL.Flush(a4, d); TL.Flush(a5, d + accStride); TL.Flush(a6, d + 2 * accStride); TL.Flush(a7, d + 3 * accStride);
+            }
+            for (; n < n1; n++)
+            {
+                byte* w0 = w + (nint)n * rowBytes + p0;
+                TV a0 = TL.Zero;
+                byte* t = (byte*)lut;
+                for (int g = 0; g < groups; g++, t += l * sizeof(TE)) a0 = TL.Add(a0, TL.Load((TE*)(t + w0[g] * codeStride)));
+                TL.Flush(a0, acc + (nint)(n - n0) * accStride);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Writes the 81 valid entries of byte position <paramref name="p"/>: entry
+    /// <c>c0 | c1 &lt;&lt; 2 | c2 &lt;&lt; 4 | c3 &lt;&lt; 6</c> = <c>Σ_i (c_i − 1) · x_i</c>, x_i the column
+    /// <c>128·(p / 32) + p % 32 + 32·i</c>, computed as (pair 0,1) + (pair 2,3).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Tabulate<TV, TE, TL>(TE* xT, int p, TE* t, int stride)
+        where TV : unmanaged where TE : unmanaged where TL : ILanes<TV, TE>
+    {
+        int l = TL.Count;
+        TE* x = xT + (nint)((p >> 5) * TernaryPacking.BlockTrits + (p & 31)) * l;
+        TV* lo = stackalloc TV[9];
+        TV* hi = stackalloc TV[9];
+        Pairs<TV, TE, TL>(TL.Load(x), TL.Load(x + 32 * l), lo);
+        Pairs<TV, TE, TL>(TL.Load(x + 64 * l), TL.Load(x + 96 * l), hi);
+        for (int h = 0; h < 9; h++)
+        {
+            TE* row = t + (nint)PairCode(h) * 16 * stride * l;
+            TV hv = hi[h];
+            for (int i = 0; i < 9; i++) TL.Store(row + (nint)PairCode(i) * stride * l, TL.Add(lo[i], hv));
+        }
+    }
+
+    /// <summary>The 4-bit code <c>c0 | c1 &lt;&lt; 2</c> of pair index i = c0 + 3·c1.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static int PairCode(int i) => i + i / 3;
+
+    /// <summary>The 9 values <c>(c0 − 1)·a + (c1 − 1)·b</c> at index c0 + 3·c1.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Pairs<TV, TE, TL>(TV a, TV b, TV* v)
+        where TV : unmanaged where TE : unmanaged where TL : ILanes<TV, TE>
+    {
+        TV sum = TL.Add(a, b), diff = TL.Sub(a, b);
+        v[0] = TL.Negate(sum); v[1] = TL.Negate(b); v[2] = diff;
+        v[3] = TL.Negate(a); v[4] = TL.Zero; v[5] = a;
+        v[6] = TL.Negate(diff); v[7] = b; v[8] = sum;
+    }
+}

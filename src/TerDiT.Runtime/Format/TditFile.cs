@@ -1,0 +1,284 @@
+using System.Buffers.Binary;
+using System.IO.MemoryMappedFiles;
+using System.Numerics.Tensors;
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
+using System.Text.Json;
+using System.Text.Unicode;
+using TerDiT.Runtime.Config;
+
+namespace TerDiT.Runtime.Format;
+
+/// <summary>Options of <see cref="TditFile.Open"/>.</summary>
+public sealed record TditReadOptions
+{
+    /// <summary>Packed shape of ternary weights by layout; default <see cref="TditSchema.FourPerByte"/>.</summary>
+    public PackedShapeFn? PackedShape { get; init; }
+    /// <summary>Hash the data section and compare with the stored checksum (one pass over the file).</summary>
+    public bool VerifyChecksum { get; init; } = true;
+}
+
+/// <summary>
+/// A validated, memory-mapped <c>.tdit</c> file. <see cref="Open"/> checks everything before
+/// returning — header bounds, JSON shape, format name and version, dtypes, shapes against byte
+/// spans (checked arithmetic), offsets tiling the data section, metadata, the tensor set against
+/// the config's <see cref="ParameterSchema"/>, and the SHA-256 checksum — and throws
+/// <see cref="TditFormatException"/> naming the file and the fault. Tensor bytes are views of the
+/// mapping, valid until <see cref="Dispose"/>; the file must not be modified while open (replacing it
+/// by rename, as <see cref="TditWriter"/> does, is safe).
+/// </summary>
+public sealed unsafe class TditFile : IDisposable
+{
+    /// <summary>Largest header accepted (safetensors' own cap).</summary>
+    public const long MaxHeaderBytes = 100_000_000;
+
+    readonly MemoryMappedFile map;
+    readonly MemoryMappedViewAccessor view;
+    readonly Dictionary<string, TditTensorInfo> byName;
+    byte* data;  // start of the data section; null once disposed
+
+    public string Path { get; }
+    /// <summary>The raw <c>__metadata__</c> strings (format, format_version, checksum included).</summary>
+    public IReadOnlyDictionary<string, string> Metadata { get; }
+    /// <summary>The metadata, parsed.</summary>
+    public TditMetadata Info { get; }
+    public TerDiTConfig Config => Info.Config;
+    /// <summary>Tensors in file order.</summary>
+    public IReadOnlyList<TditTensorInfo> Tensors { get; }
+    public TditSizes Sizes { get; }
+
+    TditFile(string path, MemoryMappedFile map, MemoryMappedViewAccessor view, byte* data, IReadOnlyDictionary<string, string> metadata,
+        TditMetadata info, IReadOnlyList<TditTensorInfo> tensors, TditSizes sizes)
+    {
+        (Path, this.map, this.view, Metadata, Info, Tensors, Sizes) = (path, map, view, metadata, info, tensors, sizes);
+        this.data = data;
+        byName = tensors.ToDictionary(t => t.Name);
+    }
+
+    /// <summary>Opens and validates a file; see the class summary.</summary>
+    /// <exception cref="TditFormatException">The file is not a valid packed model; the message says why.</exception>
+    public static TditFile Open(string path, TditReadOptions? options = null)
+    {
+        if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException(".tdit files are little-endian; this machine is not");
+        options ??= new();
+        string where = System.IO.Path.GetFileName(path);
+        TditFormatException Bad(string what) => new($"{where}: {what}");
+
+        var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        long fileLength = stream.Length;
+        if (fileLength < 8)
+        {
+            stream.Dispose();
+            throw Bad($"file is {fileLength} bytes, too short for the 8-byte header length (empty or truncated file)");
+        }
+        MemoryMappedFile map;
+        try { map = MemoryMappedFile.CreateFromFile(stream, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: false); }
+        catch { stream.Dispose(); throw; }
+        MemoryMappedViewAccessor? view = null;
+        bool acquired = false;
+        try
+        {
+            view = map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
+            byte* basePtr = null;
+            view.SafeMemoryMappedViewHandle.AcquirePointer(ref basePtr);
+            acquired = true;
+            basePtr += view.PointerOffset;
+
+            ulong n = BinaryPrimitives.ReadUInt64LittleEndian(new ReadOnlySpan<byte>(basePtr, 8));
+            if (n > MaxHeaderBytes) throw Bad($"header length {n} exceeds the {MaxHeaderBytes}-byte cap (not a .tdit file?)");
+            if ((long)n > fileLength - 8) throw Bad($"header length {n} runs past the end of the {fileLength}-byte file (truncated file?)");
+            long dataStart = 8 + (long)n, dataLength = fileLength - dataStart;
+
+            var header = new ReadOnlySpan<byte>(basePtr + 8, (int)n);
+            var (metadata, decls) = ParseHeader(header, Bad);
+
+            if (!metadata.TryGetValue(TditKeys.Format, out var format) || format != TditKeys.FormatName)
+                throw Bad($"not a TerDiT packed model: __metadata__ 'format' is {(format is null ? "missing" : $"'{format}'")}, expected '{TditKeys.FormatName}'");
+            if (!metadata.TryGetValue(TditKeys.FormatVersion, out var version) || !TditKeys.SupportedVersions.Contains(version))
+                throw Bad($"unsupported format_version {(version is null ? "(missing)" : $"'{version}'")}; this reader supports {string.Join(", ", TditKeys.SupportedVersions)}");
+
+            CheckOffsets(decls, dataLength, Bad);
+            var info = TditMetadata.FromStrings(metadata, where);
+            var kinds = TditSchema.Match(info.Config, info.TernaryLayout, options.PackedShape,
+                decls.ToDictionary(d => d.Name, d => (d.DType, d.Shape)), Bad);
+            var tensors = decls.OrderBy(d => d.Begin).Select(d => new TditTensorInfo(d.Name, d.DType, d.Shape, kinds[d.Name], d.Begin, d.End)).ToList();
+
+            if (!metadata.TryGetValue(TditKeys.Checksum, out var checksum)) throw Bad("__metadata__ has no 'checksum' entry");
+            if (!checksum.StartsWith(TditLayout.ChecksumPrefix, StringComparison.Ordinal) || checksum.Length != TditLayout.ChecksumLength)
+                throw Bad($"checksum '{checksum}' is not '{TditLayout.ChecksumPrefix}' followed by 64 hex digits");
+            if (options.VerifyChecksum)
+            {
+                string actual = TditLayout.ChecksumPrefix + Convert.ToHexStringLower(Sha256(basePtr + dataStart, dataLength));
+                if (!string.Equals(actual, checksum, StringComparison.OrdinalIgnoreCase))
+                    throw Bad($"checksum mismatch: the {dataLength}-byte data section hashes to {actual}, the header says {checksum} (corrupted file?)");
+            }
+            return new TditFile(path, map, view, basePtr + dataStart, metadata, info, tensors, TditSizes.Of(info.Config, dataStart, tensors));
+        }
+        catch
+        {
+            if (acquired) view!.SafeMemoryMappedViewHandle.ReleasePointer();
+            view?.Dispose();
+            map.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Whether the file has a tensor of that name.</summary>
+    public bool Contains(string name) => byName.ContainsKey(name);
+
+    /// <summary>The tensor's entry; <see cref="KeyNotFoundException"/> naming it when absent.</summary>
+    public TditTensorInfo Tensor(string name) =>
+        byName.TryGetValue(name, out var t) ? t : throw new KeyNotFoundException($"{System.IO.Path.GetFileName(Path)} has no tensor '{name}'");
+
+    /// <summary>The tensor's bytes, a view of the mapped file valid until <see cref="Dispose"/>.</summary>
+    public ReadOnlySpan<byte> Bytes(string name)
+    {
+        var t = Tensor(name);
+        if (data == null) throw new ObjectDisposedException(nameof(TditFile));
+        if (t.ByteLength > int.MaxValue) throw new NotSupportedException($"tensor '{name}' ({t.ByteLength} bytes) is larger than a span");
+        return new ReadOnlySpan<byte>(data + t.Begin, (int)t.ByteLength);
+    }
+
+    /// <summary>An F32 tensor's values, a view of the mapped file (no copy); F16 and U8 tensors throw.</summary>
+    public ReadOnlySpan<float> Floats(string name)
+    {
+        var t = Tensor(name);
+        if (t.DType != TditDType.F32) throw new InvalidOperationException($"tensor '{name}' is {t.DType.Name()}, not F32; use ReadFloats to convert F16");
+        return MemoryMarshal.Cast<byte, float>(Bytes(name));
+    }
+
+    /// <summary>A new array with an F32 tensor's values, or an F16 tensor's widened to float.</summary>
+    public float[] ReadFloats(string name)
+    {
+        var t = Tensor(name);
+        switch (t.DType)
+        {
+            case TditDType.F32: return Floats(name).ToArray();
+            case TditDType.F16:
+                var result = new float[t.Elements];
+                TensorPrimitives.ConvertToSingle(MemoryMarshal.Cast<byte, Half>(Bytes(name)), result);
+                return result;
+            default: throw new InvalidOperationException($"tensor '{name}' is {t.DType.Name()} (packed ternary), not a float tensor");
+        }
+    }
+
+    public void Dispose()
+    {
+        if (data == null) return;
+        data = null;
+        view.SafeMemoryMappedViewHandle.ReleasePointer();
+        view.Dispose();
+        map.Dispose();
+    }
+
+    sealed record Decl(string Name, TditDType DType, long[] Shape, long Begin, long End);
+
+    /// <summary>Parses the JSON header into metadata strings and tensor entries, checking their shape.</summary>
+    static (Dictionary<string, string>, List<Decl>) ParseHeader(ReadOnlySpan<byte> header, Func<string, TditFormatException> bad)
+    {
+        if (!Utf8.IsValid(header)) throw bad("header is not valid UTF-8");
+        JsonDocument doc;
+        try { doc = JsonDocument.Parse(header.ToArray()); }
+        catch (JsonException e) { throw bad($"header is not valid JSON: {e.Message}"); }
+        using (doc)
+        {
+            var root = doc.RootElement;
+            if (root.ValueKind != JsonValueKind.Object) throw bad($"header is a JSON {root.ValueKind}, expected an object of tensors");
+            Dictionary<string, string>? metadata = null;
+            var decls = new List<Decl>();
+            var seen = new HashSet<string>();
+            foreach (var p in root.EnumerateObject())
+                if (!seen.Add(p.Name)) throw bad($"header has the key '{p.Name}' twice");
+            foreach (var p in root.EnumerateObject())
+            {
+                if (p.Name == "__metadata__") metadata = ParseMetadata(p.Value, bad);
+                else decls.Add(ParseTensor(p.Name, p.Value, bad));
+            }
+            return (metadata ?? throw bad("header has no __metadata__ (a plain safetensors file, not a .tdit packed model?)"), decls);
+        }
+    }
+
+    static Dictionary<string, string> ParseMetadata(JsonElement e, Func<string, TditFormatException> bad)
+    {
+        if (e.ValueKind != JsonValueKind.Object) throw bad($"__metadata__ is a JSON {e.ValueKind}, expected an object of strings");
+        var m = new Dictionary<string, string>();
+        foreach (var p in e.EnumerateObject())
+        {
+            if (p.Value.ValueKind != JsonValueKind.String) throw bad($"__metadata__ '{p.Name}' is a JSON {p.Value.ValueKind}; safetensors metadata values are strings");
+            if (!m.TryAdd(p.Name, p.Value.GetString()!)) throw bad($"__metadata__ has the key '{p.Name}' twice");
+        }
+        return m;
+    }
+
+    static Decl ParseTensor(string name, JsonElement e, Func<string, TditFormatException> bad)
+    {
+        if (e.ValueKind != JsonValueKind.Object) throw bad($"tensor '{name}' is a JSON {e.ValueKind}, expected {{dtype, shape, data_offsets}}");
+        string? dtypeName = null;
+        long[]? shape = null, offsets = null;
+        foreach (var p in e.EnumerateObject())
+        {
+            switch (p.Name)
+            {
+                case "dtype" when dtypeName is null && p.Value.ValueKind == JsonValueKind.String: dtypeName = p.Value.GetString(); break;
+                case "shape" when shape is null: shape = Longs(p.Value, $"tensor '{name}' shape", bad); break;
+                case "data_offsets" when offsets is null: offsets = Longs(p.Value, $"tensor '{name}' data_offsets", bad); break;
+                default: throw bad($"tensor '{name}' has an unexpected or repeated entry '{p.Name}'");
+            }
+        }
+        if (dtypeName is null || shape is null || offsets is null) throw bad($"tensor '{name}' lacks one of dtype, shape, data_offsets");
+        if (!TditDTypes.TryParse(dtypeName, out var dtype)) throw bad($"tensor '{name}' has dtype '{dtypeName}'; a .tdit file uses U8, F16 and F32 only");
+        if (offsets.Length != 2 || offsets[0] > offsets[1])
+            throw bad($"tensor '{name}' data_offsets {TditSchema.Shape(offsets)} are not [begin, end] with begin <= end");
+        long bytes;
+        try { bytes = checked(shape.Aggregate(1L, (a, b) => a * b) * dtype.Size()); }
+        catch (OverflowException) { throw bad($"tensor '{name}' shape {TditSchema.Shape(shape)} overflows a 64-bit byte count"); }
+        if (bytes != offsets[1] - offsets[0])
+            throw bad($"tensor '{name}' is {dtypeName} {TditSchema.Shape(shape)} = {bytes} bytes but its data_offsets {TditSchema.Shape(offsets)} span {offsets[1] - offsets[0]}");
+        return new Decl(name, dtype, shape, offsets[0], offsets[1]);
+    }
+
+    /// <summary>A JSON array of non-negative 64-bit integers.</summary>
+    static long[] Longs(JsonElement e, string what, Func<string, TditFormatException> bad)
+    {
+        if (e.ValueKind != JsonValueKind.Array) throw bad($"{what} is a JSON {e.ValueKind}, expected an array of non-negative integers");
+        var r = new long[e.GetArrayLength()];
+        int i = 0;
+        foreach (var x in e.EnumerateArray())
+        {
+            if (x.ValueKind != JsonValueKind.Number || !x.TryGetInt64(out r[i]) || r[i] < 0)
+                throw bad($"{what} has {x.GetRawText()}, expected a non-negative 64-bit integer");
+            i++;
+        }
+        return r;
+    }
+
+    /// <summary>Offsets must lie in the data section and tile it exactly: no gap, no overlap, nothing after.</summary>
+    static void CheckOffsets(List<Decl> decls, long dataLength, Func<string, TditFormatException> bad)
+    {
+        foreach (var d in decls)
+            if (d.End > dataLength)
+                throw bad($"tensor '{d.Name}' data_offsets [{d.Begin}, {d.End}] run past the end of the {dataLength}-byte data section (truncated file?)");
+        long at = 0;
+        string? previous = null;
+        foreach (var d in decls.OrderBy(d => d.Begin).ThenBy(d => d.End))
+        {
+            if (d.Begin > at) throw bad($"gap: bytes [{at}, {d.Begin}) of the data section belong to no tensor (before '{d.Name}')");
+            if (d.Begin < at) throw bad($"tensor '{d.Name}' data_offsets [{d.Begin}, {d.End}] overlap tensor '{previous}' (ending at {at})");
+            at = d.End;
+            previous = d.Name;
+        }
+        if (at != dataLength) throw bad($"the data section has {dataLength - at} bytes after the last tensor (ends at {at} of {dataLength})");
+    }
+
+    static byte[] Sha256(byte* p, long length)
+    {
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        for (long done = 0; done < length;)
+        {
+            int n = (int)Math.Min(1 << 30, length - done);
+            hash.AppendData(new ReadOnlySpan<byte>(p + done, n));
+            done += n;
+        }
+        return hash.GetHashAndReset();
+    }
+}

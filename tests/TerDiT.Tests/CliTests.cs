@@ -1,0 +1,96 @@
+using TerDiT.Cli;
+using TerDiT.Runtime.Config;
+using Xunit;
+
+namespace TerDiT.Tests;
+
+public class CliTests
+{
+    static (int Code, string Out, string Err) Run(params string[] args)
+    {
+        var (o, e) = (new StringWriter(), new StringWriter());
+        int code = CliApp.Run(args, o, e);
+        return (code, o.ToString(), e.ToString());
+    }
+
+    static void AssertUsageError((int Code, string Out, string Err) r, string expected)
+    {
+        Assert.Equal(CliApp.UsageError, r.Code);
+        var lines = r.Err.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Single(lines);
+        Assert.StartsWith("terdit: error: ", lines[0]);
+        Assert.Contains(expected, lines[0]);
+        Assert.DoesNotContain(" at ", r.Err); // no stack trace
+    }
+
+    [Fact]
+    public void InfoPrintsExactParameterCounts()
+    {
+        var r = Run("info", "--preset", "TerDiT-600M");
+        Assert.Equal(0, r.Code);
+        long total = long.Parse(r.Out.Split('\n').Single(l => l.StartsWith("parameters: ")).Split(' ')[1]);
+        long ternary = long.Parse(r.Out.Split('\n').Single(l => l.StartsWith("ternary parameters: ")).Split(' ')[2]);
+        Assert.Equal(ParameterSchema.ParameterCount(Presets.Get("TerDiT-600M")), total);
+        Assert.InRange(total, 609_500_000, 610_500_000);   // TERDIT.md: ≈ 609.9 M
+        Assert.InRange(ternary, 603_500_000, 604_500_000); // ≈ 604.0 M ternary
+        Assert.Contains("\"HiddenSize\": 1536", r.Out);
+
+        var fp = Run("info", "--preset", "TerDiT-600M", "--full-precision");
+        Assert.Contains("ternary parameters: 0", fp.Out);
+    }
+
+    [Fact]
+    public void BadInvocationsAreOneLineAndExitCode2()
+    {
+        AssertUsageError(Run("info", "--preset", "TerDiT-9000"), "unknown preset");
+        AssertUsageError(Run("info"), "--preset");
+        AssertUsageError(Run("train", "--preset", "TerDiT-Tiny", "--out", "x", "--bogus"), "--bogus");
+        AssertUsageError(Run("train", "--preset", "TerDiT-Tiny", "--out", "x", "--steps", "many"), "many");
+        AssertUsageError(Run("train", "--preset", "TerDiT-Tiny", "--out", "x", "--device", "tpu"), "tpu");
+        AssertUsageError(Run("sample", "--checkpoint", "/nonexistent/run", "--out", "x.png"), "not found");
+        AssertUsageError(Run("sample", "--checkpoint", "x", "--out", "x.png", "--sampler", "euler"), "euler");
+        AssertUsageError(Run("frobnicate"), "frobnicate");
+    }
+
+    [Fact]
+    public void CorruptCheckpointIsOneLineAndExitCode2()
+    {
+        var dir = Directory.CreateTempSubdirectory("cli-corrupt").FullName;
+        try
+        {
+            var path = Path.Combine(dir, "step-0000001.ckpt");
+            File.WriteAllBytes(path, new byte[100]);
+            AssertUsageError(Run("sample", "--checkpoint", path, "--out", Path.Combine(dir, "g.png")), "not a TerDiT checkpoint");
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void TrainThenSampleGivesTheSamePngTwice()
+    {
+        var dir = Directory.CreateTempSubdirectory("cli-run").FullName;
+        try
+        {
+            var run = Path.Combine(dir, "run");
+            var train = Run("train", "--preset", "TerDiT-Tiny", "--data-dir", Fixtures.FashionMnistDirectory, "--limit", "32",
+                "--steps", "2", "--batch", "4", "--out", run, "--log-every", "1", "--ema-decay", "0.5");
+            Assert.True(train.Code == 0, train.Err);
+            Assert.Contains("step 2/2", train.Out);
+            Assert.True(File.Exists(Path.Combine(run, "checkpoints", "step-0000002.ckpt")));
+            Assert.Equal(2, File.ReadAllLines(Path.Combine(run, "metrics.jsonl")).Length);
+
+            string[] Sample(string png) =>
+                ["sample", "--checkpoint", run, "--classes", "0,3", "--per-class", "3", "--steps", "3", "--cfg", "1.5", "--seed", "5", "--out", png];
+            string a = Path.Combine(dir, "a.png"), b = Path.Combine(dir, "b.png");
+            var r = Run(Sample(a));
+            Assert.True(r.Code == 0, r.Err);
+            Assert.Equal(0, Run(Sample(b)).Code);
+            Assert.Equal(File.ReadAllBytes(a), File.ReadAllBytes(b));
+            using var img = SixLabors.ImageSharp.Image.Load(a);
+            Assert.Equal((3 * 34 + 2, 2 * 34 + 2), (img.Width, img.Height));
+
+            AssertUsageError(Run("sample", "--checkpoint", run, "--classes", "0,12", "--out", a), "12");
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+}
