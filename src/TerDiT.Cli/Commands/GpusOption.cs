@@ -11,7 +11,12 @@ namespace TerDiT.Cli.Commands;
 /// </summary>
 static class GpusOption
 {
-    public static Option<int> Create(string description) => new("--gpus") { Description = description, DefaultValueFactory = _ => 1 };
+    public static Option<int> Create(string description)
+    {
+        var option = new Option<int>("--gpus") { Description = description, DefaultValueFactory = _ => 1 };
+        option.Validators.Add(r => { if (r.GetValueOrDefault<int>() < 1) r.AddError($"--gpus must be ≥ 1, not {r.GetValueOrDefault<int>()}"); });
+        return option;
+    }
 
     /// <summary>
     /// With N &gt; 1 in the process the user started: runs N ranks of the same command line and returns
@@ -19,7 +24,6 @@ static class GpusOption
     /// </summary>
     public static int? LaunchIfNeeded(ParseResult parse, int gpus, string rendezvousDirectory, bool forwardAllOutput)
     {
-        if (gpus < 1) throw new ArgumentException($"--gpus must be ≥ 1, not {gpus}");
         if (gpus == 1 || DistributedEnvironment.Read() is not null) return null;
         var (file, args) = Launcher.CurrentProcess(parse.Tokens.Select(t => t.Value).ToArray());
         var config = parse.InvocationConfiguration;
