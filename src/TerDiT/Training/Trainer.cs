@@ -104,7 +104,7 @@ public sealed class Trainer : IDisposable
         var path = Checkpoint.Resolve(runDir);
         using var ckpt = Checkpoint.Load(path);
         if (config is not null && config != ckpt.Config)
-            throw new ArgumentException($"the model options differ from the checkpoint's model ({ckpt.Config.ToJson()})");
+            throw new ArgumentException($"the model options ({config.ToJson()}) differ from the checkpoint's ({ckpt.Config.ToJson()}); leave out --preset to resume with the checkpoint's");
         if (ckpt.Options.OptimisationDifference(options) is { } diff) throw new ArgumentException($"cannot resume {path} with {diff}");
         if (ckpt.Data.Count != data.Count)
             throw new ArgumentException($"cannot resume {path}: it was trained on {ckpt.Data.Count} images of '{ckpt.Data.Spec}', the data now has {data.Count}");

@@ -1,0 +1,13 @@
+using TerDiT.Quantization;
+using TerDiT.Runtime.Config;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace TerDiT.Model;
+
+/// <summary>The linears of a transformer block: ternary when the config says so, plain otherwise.</summary>
+static class BlockLinear
+{
+    public static nn.Module<Tensor, Tensor> Create(TerDiTConfig config, long inFeatures, long outFeatures, bool hasBias = false) =>
+        config.Ternary ? new TernaryLinear(inFeatures, outFeatures, hasBias) : nn.Linear(inFeatures, outFeatures, hasBias);
+}
