@@ -130,6 +130,43 @@ public class DistributedCommunicatorTests
         unsafe { Assert.Equal("0", System.Runtime.InteropServices.Marshal.PtrToStringUTF8((IntPtr)getenv("NCCL_NVLS_ENABLE"))); }
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(3)]
+    public void TheNcclSelfTestChecksPassOverFakeRanks(int worldSize)
+    {
+        var logs = FakeCommunicatorGroup.Run(worldSize, c =>
+        {
+            var log = new StringWriter();
+            Assert.Equal(0, NcclSelfTest.RunChecks(c, CPU, log));
+            return log.ToString();
+        });
+        Assert.All(logs, l => Assert.Equal(11, l.Split('\n').Count(line => line.Contains("ok  "))));
+    }
+
+    [Fact]
+    public void TheNcclSelfTestChecksCatchAWrongReduction()
+    {
+        var failures = FakeCommunicatorGroup.Run(2, c => NcclSelfTest.RunChecks(new OffByOne(c), CPU, TextWriter.Null));
+        Assert.All(failures, f => Assert.Equal(9, f)); // every check that reduces; broadcast and the untouched-outside check pass
+    }
+
+    /// <summary>Reduces correctly, then adds 1 to the first element of every tensor.</summary>
+    sealed class OffByOne(ICommunicator inner) : ICommunicator
+    {
+        public int Rank => inner.Rank;
+        public int WorldSize => inner.WorldSize;
+        public void AllReduceSum(IReadOnlyList<Tensor> tensors)
+        {
+            inner.AllReduceSum(tensors);
+            using var _ = torch.no_grad();
+            foreach (var t in tensors) using (var first = t.view(-1)[0]) first.add_(1);
+        }
+        public void Broadcast(Tensor tensor, int root) => inner.Broadcast(tensor, root);
+        public void Barrier() => inner.Barrier();
+        public void Dispose() { }
+    }
+
     [System.Runtime.InteropServices.DllImport("libc.so.6")]
     static extern unsafe byte* getenv(string name);
 
