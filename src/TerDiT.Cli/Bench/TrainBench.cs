@@ -49,7 +49,8 @@ static class TrainBench
                 results.Add(new JsonObject
                 {
                     ["preset"] = name,
-                    ["parameters"] = ParameterSchema.ParameterCount(config),
+                    ["parameters_ternary"] = ParameterSchema.ParameterCount(config with { Ternary = true }),
+                    ["parameters_full_precision"] = ParameterSchema.ParameterCount(config with { Ternary = false }),
                     ["ternary"] = Summary(ternary, b),
                     ["full_precision"] = Summary(full, b),
                     ["ratio_step_time_ternary_over_fp"] = Math.Round(ratio, 4),
@@ -67,7 +68,7 @@ static class TrainBench
             };
             var path = p.GetValue(output)!;
             Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-            File.WriteAllText(path + ".tmp", doc.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+            File.WriteAllText(path + ".tmp", doc.ToJsonString(new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }) + "\n");
             File.Move(path + ".tmp", path, overwrite: true);
             stdout.WriteLine($"results: {path}");
             return 0;

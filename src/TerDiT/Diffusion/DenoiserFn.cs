@@ -20,12 +20,3 @@ public enum VarianceKind
     /// <summary>Model outputs C channels; Σ = β_t (β̃_1 at step 0).</summary>
     FixedLarge,
 }
-
-/// <summary>Reverse-process sampler.</summary>
-public enum SamplerKind
-{
-    /// <summary>DDPM ancestral sampling: x_{t−1} ~ N(μ_θ, Σ_θ).</summary>
-    Ddpm,
-    /// <summary>DDIM (deterministic when eta = 0).</summary>
-    Ddim,
-}

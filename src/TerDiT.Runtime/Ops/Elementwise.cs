@@ -1,0 +1,122 @@
+using System.Buffers;
+using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
+
+namespace TerDiT.Runtime.Ops;
+
+/// <summary>Activations and the adaLN element-wise ops, vectorised with TensorPrimitives.</summary>
+public static class Elementwise
+{
+    /// <summary><c>y = x · sigmoid(x)</c>; <paramref name="y"/> may be <paramref name="x"/>.</summary>
+    public static void Silu(ReadOnlySpan<float> x, Span<float> y)
+    {
+        if (y.Length < x.Length) throw new ArgumentException($"output holds {y.Length} elements, input has {x.Length}");
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+            for (; i + 8 <= x.Length; i += 8)
+                SiluVector(Vector256.Create(x.Slice(i, 8))).CopyTo(y.Slice(i, 8));
+        for (; i < x.Length; i++) y[i] = x[i] / (1 + MathF.Exp(-x[i])); // tail
+    }
+
+    /// <summary>SwiGLU gate <c>y = silu(a) · b</c>; <paramref name="y"/> may be <paramref name="a"/> or <paramref name="b"/>.</summary>
+    public static void SwiGluGate(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> y)
+    {
+        if (b.Length != a.Length || y.Length < a.Length)
+            throw new ArgumentException($"SwiGLU operands have {a.Length}, {b.Length} and {y.Length} elements");
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+            for (; i + 8 <= a.Length; i += 8)
+                (SiluVector(Vector256.Create(a.Slice(i, 8))) * Vector256.Create(b.Slice(i, 8))).CopyTo(y.Slice(i, 8));
+        for (; i < a.Length; i++) y[i] = a[i] / (1 + MathF.Exp(-a[i])) * b[i]; // tail
+    }
+
+    /// <summary>x / (1 + e^(−x)) with <see cref="Exp"/>.</summary>
+    static Vector256<float> SiluVector(Vector256<float> x) => x / (Vector256<float>.One + Exp(-x));
+
+    /// <summary>
+    /// adaLN modulate of each row of x (rows, dim): <c>y = x · (1 + scale) + shift</c> with shift and
+    /// scale of length dim. <paramref name="y"/> may be <paramref name="x"/>.
+    /// </summary>
+    public static void Modulate(ReadOnlySpan<float> x, ReadOnlySpan<float> shift, ReadOnlySpan<float> scale, Span<float> y, int dim)
+    {
+        int rows = Norms.CheckRows(x.Length, y.Length, dim);
+        if (shift.Length != dim || scale.Length != dim)
+            throw new ArgumentException($"shift/scale have {shift.Length}/{scale.Length} elements, expected {dim}");
+        float[]? rented = null;
+        Span<float> onePlusScale = dim <= 4096 ? stackalloc float[dim] : (rented = ArrayPool<float>.Shared.Rent(dim)).AsSpan(0, dim);
+        TensorPrimitives.Add(scale, 1f, onePlusScale);
+        for (int r = 0; r < rows; r++)
+            TensorPrimitives.FusedMultiplyAdd(x.Slice(r * dim, dim), onePlusScale, shift, y.Slice(r * dim, dim));
+        if (rented != null) ArrayPool<float>.Shared.Return(rented);
+    }
+
+    /// <summary>Gated residual on each row of x (rows, dim): <c>x += gate · y</c> with gate of length dim.</summary>
+    public static void GatedResidual(Span<float> x, ReadOnlySpan<float> gate, ReadOnlySpan<float> y, int dim)
+    {
+        int rows = Norms.CheckRows(y.Length, x.Length, dim);
+        if (gate.Length != dim) throw new ArgumentException($"gate has {gate.Length} elements, expected {dim}");
+        for (int r = 0; r < rows; r++)
+        {
+            Span<float> xr = x.Slice(r * dim, dim);
+            TensorPrimitives.FusedMultiplyAdd(y.Slice(r * dim, dim), gate, xr, xr);
+        }
+    }
+
+    /// <summary>
+    /// In-place softmax of each row of x (rows, dim) after scaling:
+    /// <c>x = exp(s·x − max(s·x)) / Σ exp(s·x − max(s·x))</c> with <c>s = <paramref name="scale"/> &gt; 0</c>.
+    /// The exponentials use <see cref="Exp"/> (a few ulp).
+    /// </summary>
+    public static void ScaledSoftmax(Span<float> x, int dim, float scale)
+    {
+        int rows = Norms.CheckRows(x.Length, x.Length, dim);
+        if (!(scale > 0)) throw new ArgumentException($"softmax scale must be positive, got {scale}");
+        for (int r = 0; r < rows; r++)
+        {
+            Span<float> xr = x.Slice(r * dim, dim);
+            float max = TensorPrimitives.Max(xr); // scale > 0, so s·(x − max) = s·x − max(s·x) ≤ 0
+            float sum = 0;
+            int i = 0;
+            if (Vector256.IsHardwareAccelerated)
+            {
+                var vmax = Vector256.Create(max);
+                var vscale = Vector256.Create(scale);
+                var acc = Vector256<float>.Zero;
+                for (; i + 8 <= dim; i += 8)
+                {
+                    var e = Exp((Vector256.Create<float>(xr.Slice(i, 8)) - vmax) * vscale);
+                    e.CopyTo(xr.Slice(i, 8));
+                    acc += e;
+                }
+                sum = Vector256.Sum(acc);
+            }
+            for (; i < dim; i++) sum += xr[i] = MathF.Exp((xr[i] - max) * scale); // tail
+            TensorPrimitives.Multiply(xr, 1f / sum, xr);
+        }
+    }
+
+    /// <summary>
+    /// e^x, vectorised: x = n·ln2 + r with |r| ≤ ln2/2 (Cody–Waite split of ln2), e^r by its
+    /// degree-7 Taylor polynomial (truncation below 6e-9 relative) in Horner form, times 2ⁿ built in
+    /// the exponent bits; a few ulp. Arguments below −87 give 0, above 88 give e^88 (no infinities).
+    /// </summary>
+    internal static Vector256<float> Exp(Vector256<float> x)
+    {
+        const float Log2E = 1.44269504088896341f, Ln2Hi = 0.693359375f, Ln2Lo = -2.12194440e-4f;
+        var underflow = Vector256.LessThan(x, Vector256.Create(-87f));
+        x = Vector256.Min(Vector256.Max(x, Vector256.Create(-87f)), Vector256.Create(88f));
+        var n = Vector256.Round(x * Vector256.Create(Log2E));
+        var r = x - n * Vector256.Create(Ln2Hi) - n * Vector256.Create(Ln2Lo);
+        var p = Vector256.Create(1f / 5040);
+        p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(1f / 720));
+        p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(1f / 120));
+        p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(1f / 24));
+        p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(1f / 6));
+        p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(0.5f));
+        p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(1f));
+        p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(1f));
+        // 2ⁿ: n in [−126, 127] here, so (n + 127) << 23 is a normal float's exponent field.
+        var pow2 = Vector256.ShiftLeft(Vector256.ConvertToInt32(n) + Vector256.Create(127), 23).AsSingle();
+        return Vector256.ConditionalSelect(underflow, Vector256<float>.Zero, p * pow2);
+    }
+}
