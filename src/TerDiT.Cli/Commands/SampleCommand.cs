@@ -1,3 +1,4 @@
+using TerDiT.Runtime.Sampling;
 using System.CommandLine;
 using System.Globalization;
 using TerDiT.Diffusion;

@@ -68,15 +68,15 @@ public sealed class TernaryLinear : nn.Module<Tensor, Tensor>, IComputePrecision
         // Passes over the (out, in) weight in the forward (kernels; R = read, W = write of one weight-size
         // tensor). The straightforward STE `Quantize(W) + (W - W.detach())`, then `alpha ·`, costs
         // abs (R+W), mean (R), div (R+W), round (R+W), clamp (R+W), sub (2R+W), add (2R+W), mul (R+W):
-        // 8 kernels, 10R + 7W, and 5 weight-size temporaries. Here: a float32 copy of W (R+W) whose
+        // 8 kernels, 10R + 7W, and 6 weight-size temporaries. Here: a float32 copy of W (R+W) whose
         // backward is the identity, ternarized in place under no_grad (abs (R+W), mean (R), div_ (R+W),
         // round_ (R+W), clamp_ (R+W)), then mul (R+W): 7 kernels, 7R + 6W, 2 temporaries (the copy, abs).
         // The copy holds exactly W_t while autograd sees `copy(W)`, so dL/dW = dL/dW_t (the STE) and
         // dL/dalpha = Σ dL/dW_q ⊙ W_t bit for bit as before; the backward (mul: 2 kernels + a sum) is
         // unchanged. (|W|₁ via linalg.vector_norm would fuse abs and mean, but on the CPU it sums
         // differently from mean (3e-6 relative on 4e5 elements), enough to flip trits, so gamma stays
-        // abs().mean(). A custom autograd function would save the copy, but TorchSharp passes its backward
-        // results to libtorch while a managed handle still references them, so AccumulateGrad clones the
+        // abs().mean(). A custom autograd function (not tried) would save the copy, but TorchSharp 0.107 passes its
+        // backward results to libtorch while a managed handle still references them, so AccumulateGrad clones the
         // weight gradient, a pass back, and the handle holds GPU memory until the GC runs.)
         var wt = weight.to(ScalarType.Float32, copy: true);     // (out, in) float32, d/dW = identity
         using (no_grad()) TernarizeInPlace(wt.detach());       // values now in {-1, 0, 1}
