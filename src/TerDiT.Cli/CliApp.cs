@@ -20,6 +20,7 @@ public static class CliApp
         root.Add(TrainCommand.Create());
         root.Add(SampleCommand.Create());
         root.Add(BenchCommand.Create());
+        root.Add(NcclSelfTestCommand.Create());
         return root;
     }
 
