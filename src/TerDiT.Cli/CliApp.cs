@@ -21,6 +21,7 @@ public static class CliApp
         root.Add(SampleCommand.Create());
         root.Add(PackCommand.Create());
         root.Add(BenchCommand.Create());
+        root.Add(NcclSelfTestCommand.Create());
         return root;
     }
 

@@ -203,7 +203,7 @@ public class ModelTests
     }
 
     /// <summary>Gives the zero-initialised layers (adaLN, final linear) random values so outputs depend on everything.</summary>
-    static void RandomiseZeroInitLayers(TerDiTModel model, ulong seed)
+    internal static void RandomiseZeroInitLayers(TerDiTModel model, ulong seed)
     {
         var g = new Generator(seed, CPU);
         using var _ = no_grad();

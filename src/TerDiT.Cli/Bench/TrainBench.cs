@@ -29,8 +29,9 @@ static class TrainBench
         var output = new Option<string>("--out") { Description = "JSON results file", DefaultValueFactory = _ => "bench/results/train-cpu.json" };
         var device = DeviceOption.Create();
         var threads = ThreadsOption.Create();
+        var precision = PrecisionOption.Create();
         var command = new Command("train", "Benchmark training steps: ternary vs full precision.");
-        foreach (var o in new Option[] { presets, batch, steps, warmup, dataDir, output, device, threads }) command.Add(o);
+        foreach (var o in new Option[] { presets, batch, steps, warmup, dataDir, output, device, precision, threads }) command.Add(o);
         command.SetAction(p => CliApp.Guard(p, stdout =>
         {
             ThreadsOption.Apply(p.GetValue(threads));
@@ -41,15 +42,19 @@ static class TrainBench
             foreach (var name in p.GetValue(presets)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
             {
                 var config = Presets.Get(name);
-                var images = DatasetSource.Load(DatasetSource.FashionMnistName, config, p.GetValue(dataDir));
-                var (ternary, full) = Measure(config, images, b, n, w, dev);
+                // Fashion-MNIST for the 1-channel presets; random bytes shaped like the latents for the paper's.
+                var images = config.InChannels == 1
+                    ? DatasetSource.Load(DatasetSource.FashionMnistName, config, p.GetValue(dataDir))
+                    : RandomImages(config, count: Math.Max(4 * b, 64));
+                var (ternary, full) = Measure(config, images, b, n, w, dev, p.GetValue(precision));
                 double ratio = Median(ternary) / Median(full);
                 stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"{name}: ternary {Median(ternary) * 1000:F1} ms/step ({b / Median(ternary):F1} img/s), full precision {Median(full) * 1000:F1} ms/step ({b / Median(full):F1} img/s), ternary/FP time {ratio:F3}"));
                 results.Add(new JsonObject
                 {
                     ["preset"] = name,
-                    ["parameters"] = ParameterSchema.ParameterCount(config),
+                    ["parameters_ternary"] = ParameterSchema.ParameterCount(config with { Ternary = true }),
+                    ["parameters_full_precision"] = ParameterSchema.ParameterCount(config with { Ternary = false }),
                     ["ternary"] = Summary(ternary, b),
                     ["full_precision"] = Summary(full, b),
                     ["ratio_step_time_ternary_over_fp"] = Math.Round(ratio, 4),
@@ -62,12 +67,13 @@ static class TrainBench
                 ["date_utc"] = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture),
                 ["machine"] = Machine(dev),
                 ["batch"] = b, ["timed_steps"] = n, ["warmup_steps"] = w,
+                ["precision"] = p.GetValue(precision).ToString().ToLowerInvariant(),
                 ["method"] = "ternary and full-precision steps interleaved; medians of per-step wall time",
                 ["results"] = results,
             };
             var path = p.GetValue(output)!;
             Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-            File.WriteAllText(path + ".tmp", doc.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+            File.WriteAllText(path + ".tmp", doc.ToJsonString(new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }) + "\n");
             File.Move(path + ".tmp", path, overwrite: true);
             stdout.WriteLine($"results: {path}");
             return 0;
@@ -76,12 +82,13 @@ static class TrainBench
     }
 
     /// <summary>Per-step seconds of the ternary and the full-precision variant, steps interleaved.</summary>
-    static (List<double> Ternary, List<double> Full) Measure(TerDiTConfig config, LabeledImages images, int batch, int steps, int warmup, torch.Device device)
+    static (List<double> Ternary, List<double> Full) Measure(TerDiTConfig config, LabeledImages images, int batch, int steps, int warmup,
+        torch.Device device, TrainPrecision precision)
     {
         var root = Directory.CreateTempSubdirectory("terdit-bench").FullName;
         try
         {
-            var options = new TrainOptions { Steps = warmup + steps, BatchSize = batch, CheckpointEvery = 0 };
+            var options = new TrainOptions { Steps = warmup + steps, BatchSize = batch, CheckpointEvery = 0, Precision = precision };
             using var ternary = Trainer.Start(config with { Ternary = true }, options, images, "fashion-mnist", Path.Combine(root, "ternary"), device);
             using var full = Trainer.Start(config with { Ternary = false }, options, images, "fashion-mnist", Path.Combine(root, "full"), device);
             var (t, f) = (new List<double>(), new List<double>());
@@ -93,6 +100,16 @@ static class TrainBench
             return (t, f);
         }
         finally { Directory.Delete(root, recursive: true); }
+    }
+
+    /// <summary>Uniform random bytes in the config's data shape, labels cycling through its classes (timing only).</summary>
+    static LabeledImages RandomImages(TerDiTConfig config, int count)
+    {
+        var pixels = new byte[(long)count * config.InChannels * config.InputSize * config.InputSize];
+        new Random(0).NextBytes(pixels);
+        var labels = Enumerable.Range(0, count).Select(i => i % config.NumClasses).ToArray();
+        var names = Enumerable.Range(0, config.NumClasses).Select(i => i.ToString(CultureInfo.InvariantCulture)).ToArray();
+        return new LabeledImages(pixels, labels, config.InChannels, config.InputSize, config.InputSize, names);
     }
 
     static JsonObject Summary(List<double> seconds, int batch) => new()

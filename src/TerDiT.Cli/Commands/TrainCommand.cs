@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using Spectre.Console;
 using TerDiT.Data;
+using TerDiT.Distributed;
 using TerDiT.Training;
 
 namespace TerDiT.Cli.Commands;
@@ -28,11 +29,13 @@ static class TrainCommand
         var gradClip = new Option<double>("--grad-clip") { Description = "max global gradient norm (0: no clipping)", DefaultValueFactory = _ => 2.0 };
         var emaDecay = new Option<double>("--ema-decay") { Description = "EMA decay of the weights", DefaultValueFactory = _ => 0.9999 };
         var ckptEvery = new Option<long>("--ckpt-every") { Description = "checkpoint interval in steps (0: only at the end)", DefaultValueFactory = _ => 1000 };
+        var precision = PrecisionOption.Create();
         var logEvery = new Option<long>("--log-every") { Description = "metrics interval in steps", DefaultValueFactory = _ => 10 };
+        var gpus = GpusOption.Create("data-parallel ranks, one GPU each, through NCCL (needs --device cuda; --batch is the global batch)");
 
         var command = new Command("train", "Train a TerDiT model on Fashion-MNIST or an image folder.");
         model.AddTo(command);
-        foreach (var o in new Option[] { data, dataDir, resize, limit, steps, batch, output, device, seed, resume, lr, weightDecay, gradClip, emaDecay, ckptEvery, logEvery, threads })
+        foreach (var o in new Option[] { data, dataDir, resize, limit, steps, batch, output, device, seed, resume, lr, weightDecay, gradClip, emaDecay, ckptEvery, logEvery, precision, threads, gpus })
             command.Add(o);
 
         command.SetAction(p => CliApp.Guard(p, stdout =>
@@ -46,9 +49,14 @@ static class TrainCommand
             {
                 Steps = p.GetValue(steps), BatchSize = p.GetValue(batch), LearningRate = p.GetValue(lr), WeightDecay = p.GetValue(weightDecay),
                 GradClip = p.GetValue(gradClip), EmaDecay = p.GetValue(emaDecay), Seed = p.GetValue(seed),
-                CheckpointEvery = p.GetValue(ckptEvery), LogEvery = p.GetValue(logEvery),
+                CheckpointEvery = p.GetValue(ckptEvery), LogEvery = p.GetValue(logEvery), Precision = p.GetValue(precision),
             }.Validate();
+            int worldSize = p.GetValue(gpus);
+            if (worldSize > 1 && p.GetValue(device) != "cuda") throw new ArgumentException("--gpus needs --device cuda");
+            DataSharding.PerRank(options.BatchSize, worldSize);
+            if (GpusOption.LaunchIfNeeded(p, worldSize, runDir, forwardAllOutput: false) is { } exitCode) return exitCode;
             var dev = DeviceOption.Resolve(p.GetValue(device)!);
+            using var communicator = GpusOption.Join(worldSize, dev);
             var dataSpec = p.GetValue(data)!;
             // The data are shaped for the checkpoint's model when resuming without --preset.
             var shapeConfig = config;
@@ -57,10 +65,11 @@ static class TrainCommand
             var images = DatasetSource.Load(dataSpec, shapeConfig, p.GetValue(dataDir), p.GetValue(resize), p.GetValue(limit));
 
             using var trainer = resuming
-                ? Trainer.Resume(runDir, options, images, dataSpec, config, dev)
-                : Trainer.Start(config!, options, images, dataSpec, runDir, dev);
+                ? Trainer.Resume(runDir, options, images, dataSpec, config, dev, communicator: communicator)
+                : Trainer.Start(config!, options, images, dataSpec, runDir, dev, communicator: communicator);
             stdout.WriteLine($"{(resuming ? "resuming" : "training")} {trainer.Model.Config.Name} ({(trainer.Model.Config.Ternary ? "ternary" : "full precision")}) " +
-                             $"on {images.Count} images of '{dataSpec}', step {trainer.Step} → {options.Steps}, batch {options.BatchSize}, device {dev.type}");
+                             $"on {images.Count} images of '{dataSpec}', step {trainer.Step} → {options.Steps}, batch {options.BatchSize}, device {dev.type}" +
+                             (communicator is null ? "" : $" × {communicator.WorldSize} ranks"));
             long first = trainer.Step;
             if (ReferenceEquals(stdout, Console.Out) && !Console.IsOutputRedirected && AnsiConsole.Profile.Capabilities.Interactive)
                 AnsiConsole.Progress()

@@ -1,3 +1,4 @@
+using TerDiT.Runtime.Sampling;
 using TerDiT.Diffusion;
 using TerDiT.Model;
 using TerDiT.Runtime.Sampling;

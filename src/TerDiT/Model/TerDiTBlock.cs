@@ -37,7 +37,7 @@ public sealed class TerDiTBlock : nn.Module<Tensor, Tensor, Tensor, Tensor>
     public override Tensor forward(Tensor x, Tensor c, Tensor rope)
     {
         using var scope = NewDisposeScope();
-        var mod = adaLN_modulation.call(nn.functional.silu(c));          // (N, 6D)
+        var mod = adaLN_modulation.call(nn.functional.silu(c)).to(c.dtype); // (N, 6D) in c's dtype
         if (adaLN_norm is not null) mod = adaLN_norm.call(mod);
         var m = mod.unsqueeze(1).chunk(6, -1);                           // 6 × (N, 1, D)
         Tensor shiftMsa = m[0], scaleMsa = m[1], gateMsa = m[2], shiftMlp = m[3], scaleMlp = m[4], gateMlp = m[5];

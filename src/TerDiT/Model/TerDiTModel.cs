@@ -13,10 +13,13 @@ namespace TerDiT.Model;
 /// Parameter names and shapes equal <see cref="ParameterSchema.Enumerate"/>. The model draws no
 /// random numbers in forward. It is built on the CPU in float32; move it with <c>to(device, dtype)</c>.
 /// x, the parameters and every tensor forward creates share x's device.
+/// <para>Mixed precision: <see cref="ComputeDType"/> = BFloat16 runs every matmul and attention in
+/// bf16 while the parameters (master weights), norms, RoPE, ternarization and the residual stream stay
+/// in the parameters' dtype (float32), as does the output (docs/DESIGN.md "Mixed precision").</para>
 /// </summary>
 public sealed class TerDiTModel : nn.Module<Tensor, Tensor, Tensor, Tensor>
 {
-    readonly Linear x_embedder;
+    readonly FullPrecisionLinear x_embedder;
     readonly TimestepEmbedder t_embedder;
     readonly LabelEmbedder y_embedder;
     readonly ModuleList<TerDiTBlock> blocks;
@@ -26,7 +29,7 @@ public sealed class TerDiTModel : nn.Module<Tensor, Tensor, Tensor, Tensor>
     public TerDiTModel(TerDiTConfig config, long seed = 0) : base(nameof(TerDiTModel))
     {
         Config = config.Validate();
-        x_embedder = nn.Linear(config.PatchFeatures, config.HiddenSize);
+        x_embedder = new FullPrecisionLinear(config.PatchFeatures, config.HiddenSize);
         t_embedder = new TimestepEmbedder(config.CondDim);
         y_embedder = new LabelEmbedder(config.NumClasses, config.CondDim);
         blocks = new ModuleList<TerDiTBlock>(Enumerable.Range(0, config.Depth).Select(_ => new TerDiTBlock(config)).ToArray());
@@ -36,6 +39,24 @@ public sealed class TerDiTModel : nn.Module<Tensor, Tensor, Tensor, Tensor>
     }
 
     public TerDiTConfig Config { get; }
+
+    /// <summary>
+    /// The dtype the matmuls and attention compute in: null (default) = the parameters' dtype;
+    /// <see cref="ScalarType.BFloat16"/> = mixed precision with the parameters kept as they are
+    /// (float32 master weights; gradients arrive in float32 through the casts); Float32 = as null for a
+    /// float32 model. Setting it sets every <see cref="IComputePrecision"/> submodule (all linears,
+    /// attention, feed-forward); other dtypes throw <see cref="ArgumentException"/>.
+    /// </summary>
+    public ScalarType? ComputeDType
+    {
+        get => computeDType;
+        set
+        {
+            computeDType = ComputePrecision.Check(value);
+            foreach (var module in modules().OfType<IComputePrecision>()) module.ComputeDType = value;
+        }
+    }
+    ScalarType? computeDType;
 
     /// <summary>The transformer blocks, <c>blocks.0</c> … <c>blocks.{Depth-1}</c>.</summary>
     public ModuleList<TerDiTBlock> Blocks => blocks;
@@ -88,7 +109,7 @@ public sealed class TerDiTModel : nn.Module<Tensor, Tensor, Tensor, Tensor>
         CheckInputs(x, t, y);
         using var scope = NewDisposeScope();
         var c = Config;
-        var tokens = x_embedder.call(Patches.Patchify(x, c.PatchSize));            // (N, T, D), T = H·W / p²
+        var tokens = x_embedder.call(Patches.Patchify(x, c.PatchSize)).to(x.dtype); // (N, T, D), T = H·W / p²
         var cond = t_embedder.call(t) + y_embedder.call(y);                       // (N, cdim)
         var rope = RotaryEmbedding.Table(c.Tokens, c.HeadDim, x.device);          // (T, hd/2, 2)
         foreach (var block in blocks)
@@ -108,7 +129,7 @@ public sealed class TerDiTModel : nn.Module<Tensor, Tensor, Tensor, Tensor>
             throw new ArgumentException($"t must be an int64 tensor of shape ({n}), got {t.dtype} [{string.Join(", ", t.shape)}]");
         if (y.dim() != 1 || y.shape[0] != n || y.dtype != ScalarType.Int64)
             throw new ArgumentException($"y must be an int64 tensor of shape ({n}), got {y.dtype} [{string.Join(", ", y.shape)}]");
-        var w = x_embedder.weight!;
+        var w = x_embedder.Weight;
         static bool SameDevice(Tensor a, Tensor b) => a.device_type == b.device_type && a.device_index == b.device_index;
         if (!SameDevice(x, w) || x.dtype != w.dtype)
             throw new ArgumentException($"x is {x.dtype} on {x.device} but the model is {w.dtype} on {w.device}");

@@ -1,5 +1,4 @@
 using TorchSharp;
-using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace TerDiT.Model;
@@ -15,22 +14,26 @@ public sealed class TimestepEmbedder : nn.Module<Tensor, Tensor>
     public const int FrequencyFeatures = 256;
     const double MaxPeriod = 10000;
 
-    readonly Linear fc1;
-    readonly Linear fc2;
+    readonly FullPrecisionLinear fc1;
+    readonly FullPrecisionLinear fc2;
 
     public TimestepEmbedder(long condDim) : base(nameof(TimestepEmbedder))
     {
-        fc1 = nn.Linear(FrequencyFeatures, condDim);
-        fc2 = nn.Linear(condDim, condDim);
+        fc1 = new FullPrecisionLinear(FrequencyFeatures, condDim);
+        fc2 = new FullPrecisionLinear(condDim, condDim);
         RegisterComponents();
     }
 
-    /// <summary>t (N) integer or float timesteps → (N, cdim) in the layers' dtype.</summary>
+    /// <summary>
+    /// t (N) integer or float timesteps → (N, cdim) in the layers' parameter dtype (the linears compute
+    /// in their <see cref="FullPrecisionLinear.ComputeDType"/>).
+    /// </summary>
     public override Tensor forward(Tensor t)
     {
         using var scope = NewDisposeScope();
-        var features = Features(t).to(fc1.weight!.dtype);   // (N, 256)
-        return scope.MoveToOuter(fc2.call(nn.functional.silu(fc1.call(features))));
+        var dtype = fc1.Weight.dtype;
+        var features = Features(t).to(dtype);   // (N, 256)
+        return scope.MoveToOuter(fc2.call(nn.functional.silu(fc1.call(features))).to(dtype));
     }
 
     /// <summary>

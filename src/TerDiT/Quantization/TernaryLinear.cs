@@ -1,3 +1,4 @@
+using TerDiT.Model;
 using TerDiT.Runtime.Config;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -18,7 +19,7 @@ namespace TerDiT.Quantization;
 /// <c>W_q = alpha · W_t</c> (no clipping mask; gamma gets no gradient).
 /// <c>alpha</c> gets its ordinary gradient <c>dL/dalpha = Σ dL/dW_q ⊙ W_t</c>.</para>
 /// </summary>
-public sealed class TernaryLinear : nn.Module<Tensor, Tensor>
+public sealed class TernaryLinear : nn.Module<Tensor, Tensor>, IComputePrecision
 {
     /// <summary>Added to gamma before dividing, as in the authors' code.</summary>
     public const double Epsilon = 1e-6;
@@ -26,6 +27,7 @@ public sealed class TernaryLinear : nn.Module<Tensor, Tensor>
     readonly Parameter weight;
     readonly Parameter alpha;
     readonly Parameter? bias;
+    ScalarType? computeDType;
 
     /// <summary>
     /// Creates the layer with uninitialised-but-finite values: weight zero, alpha one, bias zero.
@@ -51,14 +53,35 @@ public sealed class TernaryLinear : nn.Module<Tensor, Tensor>
     public Parameter Alpha => alpha;
     public Parameter? Bias => bias;
 
-    /// <summary>(…, in) → (…, out).</summary>
+    /// <inheritdoc/>
+    /// <remarks>
+    /// Ternarization (gamma, round, clamp) always runs in float32 on the latent weight; only the
+    /// effective weight <c>alpha · W_t</c> (rounded once), the input and the bias are cast to the compute
+    /// dtype for the product. Gradients reach the float32 parameters through the casts.
+    /// </remarks>
+    public ScalarType? ComputeDType { get => computeDType; set => computeDType = ComputePrecision.Check(value); }
+
+    /// <summary>(…, in) → (…, out), in <see cref="ComputeDType"/> (null: the weight's dtype).</summary>
     public override Tensor forward(Tensor input)
     {
         using var scope = NewDisposeScope();
-        var wt = Quantize(weight);                      // (out, in), values in {-1, 0, 1}, no grad
-        var ste = wt + (weight - weight.detach());      // value exactly W_t (x - x = 0); dSte/dW = identity
-        var wq = alpha * ste;                           // (out, in)
-        return scope.MoveToOuter(nn.functional.linear(input, wq, bias));
+        // Passes over the (out, in) weight in the forward (kernels; R = read, W = write of one weight-size
+        // tensor). The straightforward STE `Quantize(W) + (W - W.detach())`, then `alpha ·`, costs
+        // abs (R+W), mean (R), div (R+W), round (R+W), clamp (R+W), sub (2R+W), add (2R+W), mul (R+W):
+        // 8 kernels, 10R + 7W, and 6 weight-size temporaries. Here: a float32 copy of W (R+W) whose
+        // backward is the identity, ternarized in place under no_grad (abs (R+W), mean (R), div_ (R+W),
+        // round_ (R+W), clamp_ (R+W)), then mul (R+W): 7 kernels, 7R + 6W, 2 temporaries (the copy, abs).
+        // The copy holds exactly W_t while autograd sees `copy(W)`, so dL/dW = dL/dW_t (the STE) and
+        // dL/dalpha = Σ dL/dW_q ⊙ W_t bit for bit as before; the backward (mul: 2 kernels + a sum) is
+        // unchanged. (|W|₁ via linalg.vector_norm would fuse abs and mean, but on the CPU it sums
+        // differently from mean (3e-6 relative on 4e5 elements), enough to flip trits, so gamma stays
+        // abs().mean(). A custom autograd function (not tried) would save the copy, but TorchSharp 0.107 passes its
+        // backward results to libtorch while a managed handle still references them, so AccumulateGrad clones the
+        // weight gradient, a pass back, and the handle holds GPU memory until the GC runs.)
+        var wt = weight.to(ScalarType.Float32, copy: true);     // (out, in) float32, d/dW = identity
+        using (no_grad()) TernarizeInPlace(wt.detach());       // values now in {-1, 0, 1}
+        var wq = (wt * alpha).to(computeDType ?? weight.dtype); // (out, in) = alpha · W_t, rounded once
+        return scope.MoveToOuter(ComputePrecision.Linear(input, wq, bias, computeDType ?? weight.dtype));
     }
 
     /// <summary>
@@ -70,9 +93,22 @@ public sealed class TernaryLinear : nn.Module<Tensor, Tensor>
     {
         using var _ = no_grad();
         using var scope = NewDisposeScope();
-        var w32 = w.to(ScalarType.Float32);
-        var gamma = w32.abs().mean();
-        return scope.MoveToOuter((w32 / (gamma + Epsilon)).round().clamp(-1, 1).to(w.dtype));
+        var w32 = w.to(ScalarType.Float32, copy: true);
+        TernarizeInPlace(w32);
+        return scope.MoveToOuter(w32.to(w.dtype));
+    }
+
+    /// <summary>
+    /// Replaces the float32 tensor <paramref name="w"/> by <c>clamp(round(w / (gamma + 1e-6)), -1, 1)</c>
+    /// (round half to even) and returns gamma = mean|w| (0-dim, float32). Call without grad.
+    /// </summary>
+    static Tensor TernarizeInPlace(Tensor w)
+    {
+        Tensor gamma;
+        using (var abs = w.abs()) gamma = abs.mean();
+        using var divisor = gamma + Epsilon;
+        w.div_(divisor).round_().clamp_(-1, 1);
+        return gamma;
     }
 
     /// <summary>
@@ -85,8 +121,9 @@ public sealed class TernaryLinear : nn.Module<Tensor, Tensor>
     {
         using var _ = no_grad();
         using var scope = NewDisposeScope();
-        float gamma = w.to(ScalarType.Float32).abs().mean().item<float>();
-        return (scope.MoveToOuter(Quantize(w).to(ScalarType.Int8)), gamma);
+        var w32 = w.to(ScalarType.Float32, copy: true);
+        float gamma = TernarizeInPlace(w32).item<float>();
+        return (scope.MoveToOuter(w32.to(ScalarType.Int8)), gamma);
     }
 
     /// <summary>

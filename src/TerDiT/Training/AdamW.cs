@@ -19,7 +19,10 @@ public sealed class AdamW : IDisposable
     readonly (string Name, Parameter Param)[] parameters;
     readonly Tensor[] expAvg, expAvgSq;
 
-    public AdamW(IEnumerable<(string Name, Parameter Param)> parameters, double lr = 1e-4, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weightDecay = 0)
+    public const double DefaultBeta1 = 0.9, DefaultBeta2 = 0.999, DefaultEps = 1e-8;
+
+    public AdamW(IEnumerable<(string Name, Parameter Param)> parameters, double lr = 1e-4, double beta1 = DefaultBeta1, double beta2 = DefaultBeta2,
+        double eps = DefaultEps, double weightDecay = 0)
     {
         if (lr <= 0 || !double.IsFinite(lr)) throw new ArgumentException($"learning rate must be positive, not {lr}");
         if (beta1 is < 0 or >= 1 || beta2 is < 0 or >= 1) throw new ArgumentException("Adam betas must lie in [0, 1)");

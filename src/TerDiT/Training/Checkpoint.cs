@@ -82,7 +82,7 @@ public sealed class Checkpoint : IDisposable
             ["optimizer"] = new JsonObject
             {
                 ["type"] = "AdamW", ["step"] = OptimizerStep, ["lr"] = Options.LearningRate,
-                ["betas"] = new JsonArray(0.9, 0.999), ["eps"] = 1e-8, ["weight_decay"] = Options.WeightDecay,
+                ["betas"] = new JsonArray(AdamW.DefaultBeta1, AdamW.DefaultBeta2), ["eps"] = AdamW.DefaultEps, ["weight_decay"] = Options.WeightDecay,
             },
             ["data"] = new JsonObject { ["spec"] = Data.Spec, ["count"] = Data.Count },
         };

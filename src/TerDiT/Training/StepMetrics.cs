@@ -62,7 +62,11 @@ public sealed class MetricsLog : IDisposable
 
     static long StepOf(string line)
     {
-        try { return JsonDocument.Parse(line).RootElement.GetProperty("step").GetInt64(); }
+        try
+        {
+            using var doc = JsonDocument.Parse(line);
+            return doc.RootElement.GetProperty("step").GetInt64();
+        }
         catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException) { return long.MaxValue; }
     }
 

@@ -1,5 +1,13 @@
 namespace TerDiT.Training;
 
+/// <summary>Arithmetic of the forward and backward matmuls; master weights and optimizer state are always fp32.</summary>
+public enum TrainPrecision
+{
+    Fp32,
+    /// <summary>bf16 matmuls and attention on fp32 master weights (<see cref="TerDiT.Model.TerDiTModel.ComputeDType"/>).</summary>
+    Bf16,
+}
+
 /// <summary>
 /// How to train. The optimisation fields (<see cref="BatchSize"/>, <see cref="LearningRate"/>,
 /// <see cref="WeightDecay"/>, <see cref="GradClip"/>, <see cref="EmaDecay"/>, <see cref="Seed"/>) are stored
@@ -22,6 +30,8 @@ public sealed record TrainOptions
     public long CheckpointEvery { get; init; } = 1000;
     /// <summary>A metrics line every this many steps (and at the end).</summary>
     public long LogEvery { get; init; } = 10;
+    /// <summary>Matmul precision; may change between a run and its resumption.</summary>
+    public TrainPrecision Precision { get; init; } = TrainPrecision.Fp32;
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the first bad field.</summary>
     public TrainOptions Validate()

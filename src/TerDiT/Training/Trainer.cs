@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using TerDiT.Data;
+using TerDiT.Distributed;
 using TerDiT.Diffusion;
 using TerDiT.Model;
 using TerDiT.Runtime.Config;
@@ -16,6 +17,10 @@ namespace TerDiT.Training;
 /// stopped and resumed from a checkpoint ends with the same weights as one that was never stopped.
 /// Step s: batch = <see cref="DataOrder.Batch"/>(s); from a CPU generator seeded <c>Seeds.Derive(seed, StepStream, s)</c>
 /// draw, in this order, timesteps (N), label-dropout uniforms (N), noise (N, C, H, W).
+/// Data parallel (a <see cref="ICommunicator"/> of W ranks): N = BatchSize is the global batch; every rank
+/// draws all of it as above and keeps rows r, r+W, … (<see cref="DataSharding"/>), gradients are averaged
+/// across ranks before clipping, so W ranks take exactly the steps of one process; only rank 0 writes
+/// metrics and checkpoints.
 /// </summary>
 public sealed class Trainer : IDisposable
 {
@@ -25,24 +30,36 @@ public sealed class Trainer : IDisposable
     readonly TorchSharp.Modules.Parameter[] parameters;
     readonly AdamW optimizer;
     readonly Ema ema;
-    readonly MetricsLog metrics;
+    readonly MetricsLog? metrics;          // rank 0 only
+    readonly ICommunicator? communicator;  // null: one process
+    readonly GradientBucketer? bucketer;
     readonly DataInfo dataInfo;
     readonly Device device;
     readonly ScalarType dtype;
     long lastSavedStep = -1;
 
-    Trainer(TerDiTModel model, TrainOptions options, LabeledImages data, string dataSpec, string runDir, Device? device, ScalarType dtype, long step)
+    Trainer(TerDiTModel model, TrainOptions options, LabeledImages data, string dataSpec, string runDir, Device? device, ScalarType dtype, long step,
+        ICommunicator? communicator)
     {
+        if (communicator is not null) DataSharding.PerRank(options.BatchSize, communicator.WorldSize);
+        this.communicator = communicator;
         Model = model; Options = options; RunDir = runDir; Step = step;
         this.data = data; this.dtype = dtype;
         this.device = device ?? CPU;
         order = new DataOrder(options.Seed, data.Count, options.BatchSize);
         dataInfo = new DataInfo(dataSpec, data.Count);
         if (this.device.type != DeviceType.CPU || dtype != ScalarType.Float32) model.to(this.device, dtype);
+        model.ComputeDType = options.Precision == TrainPrecision.Bf16 ? ScalarType.BFloat16 : null;
         var named = model.named_parameters().ToArray();
         parameters = named.Select(p => p.parameter).ToArray();
         optimizer = new AdamW(named, options.LearningRate, weightDecay: options.WeightDecay);
         ema = new Ema(named, options.EmaDecay);
+        if (communicator is not null)
+        {
+            communicator.BroadcastFromRankZero(model);
+            bucketer = new GradientBucketer(named.Select(p => (p.name, p.parameter)), communicator);
+        }
+        if (!IsMain) return;
         Directory.CreateDirectory(Path.Combine(runDir, "checkpoints"));
         metrics = new MetricsLog(MetricsPath, step);
     }
@@ -53,6 +70,8 @@ public sealed class Trainer : IDisposable
     /// <summary>Optimizer steps completed.</summary>
     public long Step { get; private set; }
     public string MetricsPath => Path.Combine(RunDir, "metrics.jsonl");
+    /// <summary>True unless this is a data-parallel rank other than 0 (which writes no files).</summary>
+    public bool IsMain => communicator is null || communicator.Rank == 0;
     /// <summary>The EMA weights by parameter name (live tensors).</summary>
     public IEnumerable<(string Name, Tensor Value)> EmaWeights => ema.Weights();
 
@@ -62,7 +81,7 @@ public sealed class Trainer : IDisposable
     /// <paramref name="dataSpec"/> names the data (e.g. "fashion-mnist" or a folder) for the checkpoints.
     /// </summary>
     public static Trainer Start(TerDiTConfig config, TrainOptions options, LabeledImages data, string dataSpec, string runDir,
-        Device? device = null, ScalarType dtype = ScalarType.Float32)
+        Device? device = null, ScalarType dtype = ScalarType.Float32, ICommunicator? communicator = null)
     {
         options.Validate();
         CheckData(config, data);
@@ -70,8 +89,8 @@ public sealed class Trainer : IDisposable
         if (Directory.Exists(ckptDir) && Directory.EnumerateFiles(ckptDir, "step-*.ckpt").Any())
             throw new InvalidOperationException($"{runDir} already holds checkpoints; pass --resume to continue that run or choose another --out");
         var metricsPath = Path.Combine(runDir, "metrics.jsonl");
-        if (File.Exists(metricsPath)) File.Delete(metricsPath);
-        return new Trainer(new TerDiTModel(config, (long)options.Seed), options, data, dataSpec, runDir, device, dtype, step: 0);
+        if (File.Exists(metricsPath) && (communicator is null || communicator.Rank == 0)) File.Delete(metricsPath);
+        return new Trainer(new TerDiTModel(config, (long)options.Seed), options, data, dataSpec, runDir, device, dtype, step: 0, communicator);
     }
 
     /// <summary>
@@ -80,7 +99,7 @@ public sealed class Trainer : IDisposable
     /// options (batch, lr, weight decay, clip, EMA decay, seed) and the data size must equal the checkpoint's.
     /// </summary>
     public static Trainer Resume(string runDir, TrainOptions options, LabeledImages data, string dataSpec, TerDiTConfig? config = null,
-        Device? device = null, ScalarType dtype = ScalarType.Float32)
+        Device? device = null, ScalarType dtype = ScalarType.Float32, ICommunicator? communicator = null)
     {
         options.Validate();
         var path = Checkpoint.Resolve(runDir);
@@ -94,7 +113,7 @@ public sealed class Trainer : IDisposable
 
         var model = new TerDiTModel(ckpt.Config);
         Checkpoint.CopyInto(model, ckpt.Model);
-        var trainer = new Trainer(model, options, data, dataSpec, runDir, device, dtype, ckpt.Step);
+        var trainer = new Trainer(model, options, data, dataSpec, runDir, device, dtype, ckpt.Step, communicator);
         trainer.ema.Load(ckpt.Ema);
         trainer.optimizer.LoadState(ckpt.OptimizerStep, ckpt.OptimizerState);
         trainer.lastSavedStep = ckpt.Step;
@@ -121,18 +140,27 @@ public sealed class Trainer : IDisposable
         var t = diffusion.SampleTimesteps(Options.BatchSize, generator, device);                   // (B)
         var yDropped = LabelEmbedder.LabelDropout(y, config.ClassDropout, config.NullClass, generator); // (B)
         var noise = randn(x.shape, ScalarType.Float32, generator: generator).to(dtype, device);    // (B, C, H, W)
+        if (communicator is { WorldSize: > 1 } c)                                                  // this rank's B/W rows
+            (x, t, yDropped, noise) = (DataSharding.ShardRows(x, c.Rank, c.WorldSize), DataSharding.ShardRows(t, c.Rank, c.WorldSize),
+                                       DataSharding.ShardRows(yDropped, c.Rank, c.WorldSize), DataSharding.ShardRows(noise, c.Rank, c.WorldSize));
 
         Model.train();
         var (loss, mse, _) = diffusion.TrainingLosses((xt, tt, yy) => Model.call(xt, tt, yy), x, t, yDropped, noise); // (B) each
         var lossMean = loss.mean();
         optimizer.ZeroGrad();
         lossMean.backward();
+        bucketer?.AverageGradients();
         double gradNorm = nn.utils.clip_grad_norm_(parameters, Options.GradClip > 0 ? Options.GradClip : double.PositiveInfinity);
         optimizer.Step();
         ema.Update();
         Step++;
 
         double lossValue = lossMean.item<float>(), mseValue = mse.mean().item<float>();
+        if (communicator is not null)
+        {
+            var means = communicator.AverageScalars(device, lossValue, mseValue);
+            (lossValue, mseValue) = (means[0], means[1]);
+        }
         double seconds = clock.Elapsed.TotalSeconds;
         return new StepMetrics(Step, epoch, lossValue, mseValue, gradNorm, seconds, Options.BatchSize / seconds);
     }
@@ -147,18 +175,20 @@ public sealed class Trainer : IDisposable
         while (Step < Options.Steps && !cancel.IsCancellationRequested)
         {
             var m = TrainStep();
-            metrics.Add(m);
+            metrics?.Add(m);
             onStep?.Invoke(m);
-            if (Step % Options.LogEvery == 0) metrics.Flush();
-            if (Options.CheckpointEvery > 0 && Step % Options.CheckpointEvery == 0) SaveCheckpoint();
+            if (Step % Options.LogEvery == 0) metrics?.Flush();
+            if (IsMain && Options.CheckpointEvery > 0 && Step % Options.CheckpointEvery == 0) SaveCheckpoint();
         }
-        metrics.Flush();
-        if (lastSavedStep != Step) SaveCheckpoint();
+        metrics?.Flush();
+        if (IsMain && lastSavedStep != Step) SaveCheckpoint();
+        communicator?.Barrier(); // no rank returns before rank 0's last checkpoint is in place
     }
 
     /// <summary>Writes RUN_DIR/checkpoints/step-NNNNNNN.ckpt for the current step; returns its path.</summary>
     public string SaveCheckpoint()
     {
+        if (!IsMain) throw new InvalidOperationException($"only rank 0 writes checkpoints (this is rank {communicator!.Rank})");
         var path = Checkpoint.PathFor(RunDir, Step);
         var ckpt = new Checkpoint
         {
@@ -175,7 +205,8 @@ public sealed class Trainer : IDisposable
 
     public void Dispose()
     {
-        metrics.Dispose();
+        metrics?.Dispose();
+        bucketer?.Dispose();
         optimizer.Dispose();
         ema.Dispose();
         Model.Dispose();

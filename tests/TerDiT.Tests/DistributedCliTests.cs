@@ -1,0 +1,41 @@
+using TerDiT.Cli;
+using Xunit;
+
+namespace TerDiT.Tests;
+
+/// <summary>What <c>--gpus</c> checks before any rank starts (launching needs GPUs: see NcclSelfTest).</summary>
+public class DistributedCliTests
+{
+    static (int Code, string Out, string Err) Run(params string[] args)
+    {
+        var (o, e) = (new StringWriter(), new StringWriter());
+        int code = CliApp.Run(args, o, e);
+        return (code, o.ToString(), e.ToString());
+    }
+
+    [Theory]
+    [InlineData("--gpus needs --device cuda", "--gpus", "2")]
+    [InlineData("the global batch 32 must be a multiple of the number of ranks 3", "--gpus", "3", "--device", "cuda")]
+    [InlineData("--gpus must be ≥ 1", "--gpus", "0", "--device", "cuda")]
+    public void BadGpuOptionsFailBeforeLaunching(string expected, params string[] extra)
+    {
+        var dir = Directory.CreateTempSubdirectory("gpus").FullName;
+        try
+        {
+            var r = Run(["train", "--preset", "TerDiT-Tiny", "--out", dir, "--batch", "32", .. extra]);
+            Assert.Equal(CliApp.UsageError, r.Code);
+            Assert.StartsWith($"terdit: error: {expected}", r.Err.Trim());
+            Assert.Empty(Directory.EnumerateFileSystemEntries(dir)); // nothing launched, nothing written
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void TheNcclSelfTestIsHiddenButParsed()
+    {
+        Assert.DoesNotContain("nccl-selftest", Run("--help").Out);
+        var r = Run("nccl-selftest", "--gpus", "0");
+        Assert.Equal(CliApp.UsageError, r.Code);
+        Assert.StartsWith("terdit: error: --gpus must be ≥ 1", r.Err);
+    }
+}
