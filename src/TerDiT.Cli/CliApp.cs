@@ -21,6 +21,9 @@ public static class CliApp
         root.Add(SampleCommand.Create());
         root.Add(BenchCommand.Create());
         root.Add(NcclSelfTestCommand.Create());
+        root.Add(EvalCommand.Create());
+        root.Add(PtqCommand.Create());
+        root.Add(PlotCommand.Create());
         return root;
     }
 
