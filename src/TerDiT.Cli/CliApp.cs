@@ -22,6 +22,9 @@ public static class CliApp
         root.Add(PackCommand.Create());
         root.Add(BenchCommand.Create());
         root.Add(NcclSelfTestCommand.Create());
+        root.Add(EvalCommand.Create());
+        root.Add(PtqCommand.Create());
+        root.Add(PlotCommand.Create());
         return root;
     }
 

@@ -1,0 +1,191 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Spectre.Console;
+using TerDiT.Data;
+using TerDiT.Evaluation;
+using TerDiT.Imaging;
+using TerDiT.Runtime.Sampling;
+using TerDiT.Training;
+using static TorchSharp.torch;
+
+namespace TerDiT.Cli.Commands;
+
+/// <summary>
+/// <c>terdit eval</c>: samples N images with balanced classes (sample i asks for class i mod 10) from a checkpoint and
+/// scores them against the Fashion-MNIST test split with the committed classifier (FID, precision, recall, class
+/// accuracy; docs/EVAL.md). Batch b draws its noise from a CPU generator seeded <c>Seeds.Derive(seed, 4, b)</c>, so the
+/// result depends on the seed and the batch size, and only the batch's images are alive at a time.
+/// </summary>
+static class EvalCommand
+{
+    /// <summary>Seed stream of the per-batch sampling generators.</summary>
+    const ulong BatchStream = 4;
+    const int GridColumns = 8;
+
+    public static Command Create()
+    {
+        var checkpoint = new Option<string>("--checkpoint") { Description = "a .ckpt file, or a run directory (its latest checkpoint)", Required = true };
+        var weights = new Option<string>("--weights") { Description = "ema or raw", DefaultValueFactory = _ => "ema" };
+        var samples = new Option<int>("--samples") { Description = "images to generate (balanced classes)", Required = true };
+        var steps = new Option<int>("--steps") { Description = "sampling steps (respaced from 1000)", DefaultValueFactory = _ => 50 };
+        var sampler = new Option<string>("--sampler") { Description = "ddim (eta 0) or ddpm", DefaultValueFactory = _ => "ddim" };
+        var cfg = new Option<double>("--cfg") { Description = "classifier-free guidance scale (1: none)", DefaultValueFactory = _ => 1.5 };
+        var seed = new Option<ulong>("--seed") { Description = "seed of the sampling noise", DefaultValueFactory = _ => 0 };
+        var batch = new Option<int>("--batch") { Description = "images sampled at once (bounds the memory)", DefaultValueFactory = _ => 100 };
+        var referenceDir = new Option<string?>("--reference-dir") { Description = $"Fashion-MNIST IDX folder whose test split is the reference (default {FashionMnist.DefaultDirectory})" };
+        var output = new Option<string?>("--out") { Description = "JSON file for the results (written atomically)" };
+        var grid = new Option<string?>("--grid") { Description = "PNG of the first samples: one row per class, up to 8 columns" };
+        var device = DeviceOption.Create();
+        var threads = ThreadsOption.Create();
+        sampler.AcceptOnlyFromAmong("ddim", "ddpm");
+        weights.AcceptOnlyFromAmong("ema", "raw");
+
+        var command = new Command("eval", "Sample N images from a checkpoint and score them: FID, precision, recall, class accuracy.");
+        foreach (var o in new Option[] { checkpoint, weights, samples, steps, sampler, cfg, seed, batch, referenceDir, output, grid, device, threads }) command.Add(o);
+        command.SetAction(p => CliApp.Guard(p, stdout =>
+        {
+            var clock = Stopwatch.StartNew();
+            ThreadsOption.Apply(p.GetValue(threads));
+            int n = p.GetValue(samples), batchSize = p.GetValue(batch), stepCount = p.GetValue(steps);
+            if (n < 10) throw new ArgumentException($"--samples must be at least 10 (one per class), not {n}");
+            if (batchSize <= 0) throw new ArgumentException($"--batch must be positive, not {batchSize}");
+            if (stepCount <= 0) throw new ArgumentException($"--steps must be positive, not {stepCount}");
+            var gridPath = p.GetValue(grid);
+            var outPath = p.GetValue(output);
+            var kind = p.GetValue(sampler) == "ddpm" ? SamplerKind.Ddpm : SamplerKind.Ddim;
+            double cfgScale = p.GetValue(cfg);
+            ulong baseSeed = p.GetValue(seed);
+
+            var dev = DeviceOption.Resolve(p.GetValue(device)!);
+            var path = Checkpoint.Resolve(p.GetValue(checkpoint)!);
+            using var ckpt = Checkpoint.Load(path);
+            var config = ckpt.Config;
+            if (config.InChannels != 1 || config.InputSize != FeatureClassifier.InputSize || config.NumClasses != FeatureClassifier.NumClasses)
+                throw new ArgumentException($"eval scores 1×{FeatureClassifier.InputSize}×{FeatureClassifier.InputSize} images of {FeatureClassifier.NumClasses} classes; " +
+                                            $"{path} holds a {config.InChannels}×{config.InputSize}×{config.InputSize} model of {config.NumClasses} classes");
+            using var model = ckpt.CreateModel(p.GetValue(weights) == "raw" ? WeightsKind.Raw : WeightsKind.Ema, dev);
+            var reference = FashionMnist.Load(Split.Test, p.GetValue(referenceDir));
+            using var classifier = FeatureClassifier.LoadDefault(dev);
+            using var evaluator = new Evaluator(classifier, reference);
+            stdout.WriteLine($"evaluating {path} (step {ckpt.Step}, {config.Name}, {(config.Ternary ? "ternary" : "full precision")}): " +
+                             $"{n} samples, {stepCount} {p.GetValue(sampler)} steps, cfg {cfgScale.ToString(CultureInfo.InvariantCulture)}, batch {batchSize}, device {dev.type}, " +
+                             $"{evaluator.ReferenceCount} reference images");
+
+            // The first grid images (sample i is class i mod 10), kept on the CPU.
+            int gridColumns = Math.Min(GridColumns, n / FeatureClassifier.NumClasses), gridCount = gridColumns * FeatureClassifier.NumClasses;
+            var gridParts = new List<Tensor>();
+            int kept = 0, batchIndex = 0;
+            Tensor Generate(int[] classes)
+            {
+                ulong batchSeed = Seeds.Derive(baseSeed, BatchStream, (ulong)batchIndex++);
+                var images = ClassGridSampler.Sample(model, classes, 1, kind, stepCount, cfgScale, batchSeed, dev); // (B, 1, 32, 32) CPU
+                if (gridPath is not null && kept < gridCount)
+                {
+                    int take = Math.Min(gridCount - kept, classes.Length);
+                    gridParts.Add(images.narrow(0, 0, take).clone());
+                    kept += take;
+                }
+                return images;
+            }
+
+            EvalResult result;
+            try
+            {
+                result = RunWithProgress(stdout, n, (report) => evaluator.EvaluateSamples(Generate, n, batchSize, report));
+                if (gridPath is not null) SaveGrid(gridPath, gridParts, gridColumns);
+            }
+            finally { foreach (var t in gridParts) t.Dispose(); }
+            double seconds = clock.Elapsed.TotalSeconds;
+
+            PrintTable(stdout, result, seconds);
+            if (outPath is not null)
+            {
+                var json = new JsonObject
+                {
+                    ["command"] = "terdit " + string.Join(' ', p.Tokens.Select(t => Quote(t.Value))),
+                    ["checkpoint"] = Path.GetFullPath(path),
+                    ["step"] = ckpt.Step,
+                    ["model"] = config.Name,
+                    ["ternary"] = config.Ternary,
+                    ["settings"] = new JsonObject
+                    {
+                        ["weights"] = p.GetValue(weights), ["samples"] = n, ["steps"] = stepCount, ["sampler"] = p.GetValue(sampler),
+                        ["cfg"] = cfgScale, ["seed"] = baseSeed, ["batch"] = batchSize, ["device"] = dev.type.ToString().ToLowerInvariant(),
+                        ["reference_dir"] = p.GetValue(referenceDir) ?? FashionMnist.DefaultDirectory,
+                        ["classifier"] = classifier.Provenance is { } prov ? JsonSerializer.SerializeToNode(prov) : null,
+                    },
+                    ["result"] = JsonNode.Parse(result.ToJson()),
+                    ["elapsed_s"] = Math.Round(seconds, 3),
+                };
+                WriteAtomically(outPath, json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+                stdout.WriteLine($"results: {outPath}");
+            }
+            if (gridPath is not null) stdout.WriteLine($"grid: {gridPath} ({FeatureClassifier.NumClasses}×{gridColumns}, one row per class)");
+            return 0;
+        }));
+        return command;
+    }
+
+    /// <summary>Runs <paramref name="body"/> with a live bar on an interactive console, else a plain line per batch.</summary>
+    static T RunWithProgress<T>(TextWriter stdout, int total, Func<Action<int, int>, T> body)
+    {
+        if (ReferenceEquals(stdout, Console.Out) && !Console.IsOutputRedirected && AnsiConsole.Profile.Capabilities.Interactive)
+        {
+            T result = default!;
+            AnsiConsole.Progress()
+                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
+                .Start(ctx =>
+                {
+                    var task = ctx.AddTask("sampling", maxValue: total);
+                    result = body((done, n) => { task.Value = done; task.Description = $"sampled {done}/{n}"; });
+                });
+            return result;
+        }
+        var clock = Stopwatch.StartNew();
+        return body((done, n) => stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"sampled {done}/{n} ({done / Math.Max(clock.Elapsed.TotalSeconds, 1e-9):F1} img/s)")));
+    }
+
+    /// <summary>Rows = classes, column j = sample j·10 + class (the first samples in order).</summary>
+    static void SaveGrid(string path, List<Tensor> parts, int columns)
+    {
+        if (columns == 0) throw new ArgumentException("--grid needs at least 10 samples");
+        using var all = cat(parts, 0); // (10·columns, 1, 32, 32), sample i of class i mod 10
+        int classes = FeatureClassifier.NumClasses;
+        var order = Enumerable.Range(0, classes).SelectMany(c => Enumerable.Range(0, columns).Select(j => (long)(j * classes + c))).ToArray();
+        using var index = tensor(order);
+        using var rows = all.index_select(0, index); // (10·columns, 1, 32, 32), row-major by class
+        PngGrid.Save(path, rows, classes, columns);
+    }
+
+    static void PrintTable(TextWriter stdout, EvalResult r, double seconds)
+    {
+        var console = ReferenceEquals(stdout, Console.Out)
+            ? AnsiConsole.Console
+            : AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(stdout), Ansi = AnsiSupport.No, ColorSystem = ColorSystemSupport.NoColors });
+        var table = new Table().AddColumn("metric").AddColumn(new TableColumn("value").RightAligned());
+        string F(double v, string format) => v.ToString(format, CultureInfo.InvariantCulture);
+        table.AddRow("FID", F(r.Fid, "F4"));
+        table.AddRow("precision", F(r.Precision, "F4"));
+        table.AddRow("recall", F(r.Recall, "F4"));
+        table.AddRow("class accuracy", F(r.ClassAccuracy, "F4"));
+        table.AddRow("samples", r.N.ToString(CultureInfo.InvariantCulture));
+        table.AddRow("reference (FID / P&R)", $"{r.ReferenceN} / {r.PrecisionRecallReferenceN}");
+        table.AddRow("seconds", F(seconds, "F1"));
+        console.Write(table);
+    }
+
+    static string Quote(string token) => token.Length > 0 && !token.Any(c => char.IsWhiteSpace(c) || c is '"' or '\'') ? token : $"'{token.Replace("'", "'\\''")}'";
+
+    static void WriteAtomically(string path, string text)
+    {
+        var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
+        Directory.CreateDirectory(dir);
+        var tmp = Path.Combine(dir, $".{Path.GetFileName(path)}.{Environment.ProcessId}.tmp");
+        File.WriteAllText(tmp, text + "\n");
+        File.Move(tmp, path, overwrite: true);
+    }
+}

@@ -1,0 +1,96 @@
+using System.Text.Json.Nodes;
+using SixLabors.ImageSharp;
+using TerDiT.Cli;
+using TerDiT.Imaging;
+using Xunit;
+
+namespace TerDiT.Tests;
+
+/// <summary>Runs <c>terdit</c> in-process with captured output (shared by the eval, ptq and plot command tests).</summary>
+static class Terdit
+{
+    public static (int Code, string Out, string Err) Run(params string[] args)
+    {
+        var (o, e) = (new StringWriter(), new StringWriter());
+        int code = CliApp.Run(args, o, e);
+        return (code, o.ToString(), e.ToString());
+    }
+
+    /// <summary>Asserts exit code 2 with one stderr line containing <paramref name="expected"/> and no stack trace.</summary>
+    public static void AssertError((int Code, string Out, string Err) r, string expected)
+    {
+        Assert.Equal(CliApp.UsageError, r.Code);
+        var lines = r.Err.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Single(lines);
+        Assert.StartsWith("terdit: error: ", lines[0]);
+        Assert.Contains(expected, lines[0]);
+    }
+
+    /// <summary>A 2-step TerDiT-Tiny run on 32 fixture images in <paramref name="runDir"/>.</summary>
+    public static void TrainTiny(string runDir, params string[] extra)
+    {
+        var r = Run(["train", "--preset", "TerDiT-Tiny", "--data-dir", Fixtures.FashionMnistDirectory, "--limit", "32", "--steps", "2",
+            "--batch", "4", "--out", runDir, "--log-every", "1", "--ema-decay", "0.5", "--threads", "1", .. extra]);
+        Assert.True(r.Code == 0, r.Err);
+    }
+}
+
+public class EvalCommandTests
+{
+    [Fact]
+    public void EvalWritesFiniteMetricsJsonAndGridAndIsReproducible()
+    {
+        var dir = Directory.CreateTempSubdirectory("cli-eval").FullName;
+        try
+        {
+            var run = Path.Combine(dir, "run");
+            Terdit.TrainTiny(run);
+            string[] Args(string json, string? grid) =>
+            [
+                "eval", "--checkpoint", run, "--samples", "20", "--steps", "2", "--batch", "8", "--seed", "7",
+                "--reference-dir", Fixtures.FashionMnistDirectory, "--out", json, "--threads", "1", .. grid is null ? [] : new[] { "--grid", grid },
+            ];
+            var jsonPath = Path.Combine(dir, "out", "results.json");
+            var gridPath = Path.Combine(dir, "grid.png");
+            var r = Terdit.Run(Args(jsonPath, gridPath));
+            Assert.True(r.Code == 0, r.Err);
+            Assert.Contains("sampled 20/20", r.Out);
+            Assert.Contains("FID", r.Out);
+
+            var json = JsonNode.Parse(File.ReadAllText(jsonPath))!;
+            Assert.Equal(2, (long)json["step"]!);
+            Assert.Equal(Path.Combine(run, "checkpoints", "step-0000002.ckpt"), (string)json["checkpoint"]!);
+            Assert.Contains("--samples 20", (string)json["command"]!);
+            Assert.Equal(20, (int)json["settings"]!["samples"]!);
+            Assert.Equal("ddim", (string)json["settings"]!["sampler"]!);
+            Assert.True((double)json["elapsed_s"]! > 0);
+            var result = json["result"]!;
+            double fid = (double)result["Fid"]!;
+            Assert.True(double.IsFinite(fid) && fid > 0, $"FID {fid}"); // 2-step samples of an untrained model are far from the data
+            foreach (var name in new[] { "Precision", "Recall", "ClassAccuracy" })
+                Assert.InRange((double)result[name]!, 0, 1);
+            Assert.Equal(20, (int)result["N"]!);
+            Assert.Equal(256, (int)result["ReferenceN"]!);   // the fixture's test split
+            Assert.Empty(Directory.GetFiles(Path.GetDirectoryName(jsonPath)!, "*.tmp"));
+
+            var info = Image.Identify(gridPath);             // 10 class rows × 2 columns of 32×32
+            Assert.Equal(PngGrid.Extent(2, 32), info.Width);
+            Assert.Equal(PngGrid.Extent(10, 32), info.Height);
+
+            // Same arguments, same seed → the same samples and metrics.
+            var again = Path.Combine(dir, "again.json");
+            Assert.Equal(0, Terdit.Run(Args(again, null)).Code);
+            Assert.Equal(result.ToJsonString(), JsonNode.Parse(File.ReadAllText(again))!["result"]!.ToJsonString());
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void BadEvalInvocationsAreOneLineErrors()
+    {
+        Terdit.AssertError(Terdit.Run("eval", "--checkpoint", "/nonexistent/run", "--samples", "20"), "not found");
+        Terdit.AssertError(Terdit.Run("eval", "--checkpoint", "x", "--samples", "5"), "--samples must be at least 10");
+        Terdit.AssertError(Terdit.Run("eval", "--checkpoint", "x", "--samples", "20", "--batch", "0"), "--batch must be positive");
+        Terdit.AssertError(Terdit.Run("eval", "--checkpoint", "x"), "--samples");
+    }
+}
