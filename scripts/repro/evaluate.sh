@@ -11,13 +11,14 @@ R=${RUNS:-/tmp/repro}
 pkill -x terdit; sleep 3
 S=$(for r in fp terdit nonorm absmean; do ls "$R/$r/checkpoints" | tail -n 1 | tr -dc 0-9; echo; done | sort -n | head -n 1)
 echo "common checkpoint step: $S"
-E="--samples ${SAMPLES:-2000} --steps 25 --sampler ddim --batch 500 --device cuda --reference-dir gpu-data --seed 0"
-$T ptq --checkpoint "$R/fp/checkpoints/step-$S.ckpt" --out "$R/ptq"
+W=${WEIGHTS:-raw}   # raw: a short run's EMA (decay 0.999) still holds much of the zero-initialised start
+E="--weights $W --samples ${SAMPLES:-2000} --steps 25 --sampler ddim --batch 500 --device cuda --reference-dir gpu-data --seed 0"
+$T ptq --checkpoint "$R/fp/checkpoints/step-$S.ckpt" --weights $W --out "$R/ptq"
 for r in fp terdit nonorm absmean ptq; do
   $T eval --checkpoint "$R/$r/checkpoints/step-$S.ckpt" --cfg 1.5 $E --out "$R/eval-$r.json" --grid "$R/grid-$r.png" | tail -n 12
 done
 for w in 1 4 10; do
   $T eval --checkpoint "$R/terdit/checkpoints/step-$S.ckpt" --cfg $w $E --out "$R/eval-terdit-cfg$w.json" --grid "$R/grid-terdit-cfg$w.png" | tail -n 3
 done
-$T pack --checkpoint "$R/terdit/checkpoints/step-$S.ckpt" --out "$OUT/terdit-s-fmnist.tdit"
+$T pack --checkpoint "$R/terdit/checkpoints/step-$S.ckpt" --weights $W --out "$OUT/terdit-s-fmnist.tdit"
 (cd "$R" && tar czf "$OUT/evals.tgz" eval-*.json grid-*.png */metrics.jsonl *.log)
