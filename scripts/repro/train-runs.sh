@@ -12,7 +12,7 @@ source scripts/gpu-env.sh
 R=${RUNS:-/tmp/repro}
 mkdir -p "$R"
 COMMON="--preset TerDiT-S --data fashion-mnist --data-dir gpu-data --device cuda --batch 128 --lr ${LR:-2e-4}
-  --ema-decay 0.999 --precision bf16 --steps ${STEPS:-100000} --ckpt-every 500 --log-every 50 --seed 0"
+  --ema-decay 0.999 --precision bf16 --steps ${STEPS:-100000} --ckpt-every ${CKPT_EVERY:-500} --log-every 50 --seed 0"
 start() { local name=$1; shift; setsid nohup gpu-publish/terdit train $COMMON "$@" --out "$R/$name" >"$R/$name.log" 2>&1 < /dev/null & }
 start fp --full-precision
 start terdit
