@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace TerDiT.Runtime.Cpu;
 
@@ -111,8 +112,27 @@ public static unsafe class TernaryGemm
         byte* acc = s + xtBytes + lutBytes;
         float* scales = (float*)(acc + accBytes);
         sbyte* q = (sbyte*)(scales + l);   // A8: (mCount, K) quantized rows
-        new Span<byte>(xT, checked((int)xtBytes)).Clear();
         new Span<byte>(acc, checked((int)accBytes)).Clear();
+        // AVX-512 paths transpose 16×16 tiles in registers; the others (and A8 blocks holding a
+        // zero or non-finite row) go element by element.
+        bool exact512 = Avx512F.IsSupported && typeof(TV) == typeof(Vector512<float>);
+        bool a8512 = Avx512F.IsSupported && typeof(TV) == typeof(Vector512<short>);
+        if (exact512) TransposeIn((float*)xT, job.X + (nint)m0 * job.K, job.K, mCount, kp);
+        else if (!a8512 || !QuantizeTransposed((short*)xT, job.X + (nint)m0 * job.K, job.K, mCount, kp, scales))
+            LoadScalar(job, mode, m0, mCount, l, xT, xtBytes, scales, q);
+
+        LutKernel.Accumulate<TV, TE, TL>(xT, job.W, job.RowBytes, n0, n1, lut, chunk, acc);
+
+        // y[m0 + t, n] from acc[n - n0, t].
+        int nFast = n0;
+        if (exact512 || a8512) nFast = StoreTransposed(job, mode == GemmMode.A8, acc, l, m0, mCount, n0, n1, scales);
+        StoreScalar(job, mode, acc, l, m0, mCount, n0, nFast, n1, scales);
+    }
+
+    /// <summary>Element-by-element xT (and A8 quantization through <see cref="ActivationQuantizer.QuantizeRow"/>).</summary>
+    static void LoadScalar<TE>(Job job, GemmMode mode, int m0, int mCount, int l, TE* xT, long xtBytes, float* scales, sbyte* q) where TE : unmanaged
+    {
+        new Span<byte>(xT, checked((int)xtBytes)).Clear();
         // Transpose in column blocks of 16 so the written lines of xT stay in L1.
         const int Block = 16;
         if (mode == GemmMode.Exact)
@@ -138,12 +158,107 @@ public static unsafe class TernaryGemm
                     for (int k = k0, k1 = Math.Min(job.K, k0 + Block); k < k1; k++) qt[(nint)k * l + t] = qr[k];
                 }
         }
+    }
 
-        LutKernel.Accumulate<TV, TE, TL>(xT, job.W, job.RowBytes, n0, n1, lut, chunk, acc);
+    /// <summary>xt (kp, 16) = the first <paramref name="mCount"/> rows of x (stride k) transposed, zero elsewhere.</summary>
+    static void TransposeIn(float* xt, float* x, int k, int mCount, int kp)
+    {
+        Vector512<float>* rows = stackalloc Vector512<float>[16];
+        Vector512<float>* cols = stackalloc Vector512<float>[16];
+        int k0 = 0;
+        for (; k0 + 16 <= k; k0 += 16)
+        {
+            for (int t = 0; t < 16; t++) rows[t] = t < mCount ? Vector512.Load(x + (nint)t * k + k0) : default;
+            Transpose16.Run(rows, cols);
+            for (int j = 0; j < 16; j++) cols[j].Store(xt + (nint)(k0 + j) * 16);
+        }
+        new Span<float>(xt + (nint)k0 * 16, (kp - k0) * 16).Clear();
+        for (; k0 < k; k0++)
+            for (int t = 0; t < mCount; t++) xt[(nint)k0 * 16 + t] = x[(nint)t * k + k0];
+    }
 
-        // y[m0 + t, n] from acc[n - n0, t], in row blocks of 16 so the read lines of acc stay in L1.
+    /// <summary>
+    /// A8 for 32 tokens: per-row scales as <see cref="ActivationQuantizer.QuantizeRow"/>, then the
+    /// quantized codes written transposed into qt (kp, 32), zero elsewhere — the same values, since
+    /// each code is round_even(x · (127 / absmax)) either way. Returns false (nothing written) when a
+    /// row is zero or not finite; the caller then takes the scalar path.
+    /// </summary>
+    static bool QuantizeTransposed(short* qt, float* x, int k, int mCount, int kp, float* scales)
+    {
+        float* inv = stackalloc float[32];
+        for (int t = 0; t < 32; t++)
+        {
+            if (t >= mCount) { inv[t] = 0; continue; }
+            float absmax = ActivationQuantizer.AbsMax(x + (nint)t * k, k);
+            if (!float.IsFinite(absmax) || absmax == 0) return false;
+            scales[t] = absmax / 127f;
+            inv[t] = 127f / absmax;
+        }
+        Vector512<float> inv0 = Vector512.Load(inv), inv1 = Vector512.Load(inv + 16);
+        Vector512<float>* rows = stackalloc Vector512<float>[16];
+        Vector512<float>* lo = stackalloc Vector512<float>[16];
+        Vector512<float>* hi = stackalloc Vector512<float>[16];
+        int k0 = 0;
+        for (; k0 + 16 <= k; k0 += 16)
+        {
+            for (int t = 0; t < 16; t++) rows[t] = t < mCount ? Vector512.Load(x + (nint)t * k + k0) : default;
+            Transpose16.Run(rows, lo);
+            if (mCount > 16)
+            {
+                for (int t = 0; t < 16; t++) rows[t] = t + 16 < mCount ? Vector512.Load(x + (nint)(t + 16) * k + k0) : default;
+                Transpose16.Run(rows, hi);
+            }
+            else for (int j = 0; j < 16; j++) hi[j] = default;
+            for (int j = 0; j < 16; j++)
+            {
+                var q0 = Vector512.ConvertToInt32(Vector512.Round(lo[j] * inv0));
+                var q1 = Vector512.ConvertToInt32(Vector512.Round(hi[j] * inv1));
+                Vector512.Narrow(q0, q1).Store(qt + (nint)(k0 + j) * 32);
+            }
+        }
+        new Span<short>(qt + (nint)k0 * 32, (kp - k0) * 32).Clear();
+        for (; k0 < k; k0++)
+            for (int t = 0; t < mCount; t++)
+                qt[(nint)k0 * 32 + t] = (short)Math.Clamp(MathF.Round(x[(nint)t * k + k0] * inv[t], MidpointRounding.ToEven), -127f, 127f);
+        return true;
+    }
+
+    /// <summary>
+    /// Writes rows [n0, n0 + 16·⌊(n1 − n0) / 16⌋) of y from acc (L = 16 floats or 32 ints a row)
+    /// by 16×16 transposes; returns the first row left for <see cref="StoreScalar"/>. The arithmetic
+    /// is the scalar path's: <c>alpha · a</c> (Exact) or <c>(float)a · (alpha · scale)</c> (A8), then <c>+ bias</c>.
+    /// </summary>
+    static int StoreTransposed(Job job, bool a8, byte* acc, int l, int m0, int mCount, int n0, int n1, float* scales)
+    {
+        Vector512<float>* rows = stackalloc Vector512<float>[16];
+        Vector512<float>* cols = stackalloc Vector512<float>[16];
+        var alpha = Vector512.Create(job.Alpha);
+        int nb = n0;
+        for (; nb + 16 <= n1; nb += 16)
+        {
+            for (int half = 0; half * 16 < mCount; half++)
+            {
+                for (int i = 0; i < 16; i++) rows[i] = Vector512.Load((float*)(acc + (nint)(nb - n0 + i) * l * 4) + half * 16);
+                Transpose16.Run(rows, cols);
+                for (int t = half * 16; t < Math.Min(mCount, half * 16 + 16); t++)
+                {
+                    Vector512<float> v = a8
+                        ? Vector512.ConvertToSingle(cols[t - half * 16].AsInt32()) * Vector512.Create(job.Alpha * scales[t])
+                        : alpha * cols[t - half * 16];
+                    if (job.Bias != null) v += Vector512.Load(job.Bias + nb);
+                    v.Store(job.Y + (nint)(m0 + t) * job.N + nb);
+                }
+            }
+        }
+        return nb;
+    }
+
+    /// <summary>Rows [nFrom, n1) of y element by element, in row blocks of 16 so the read lines of acc stay in L1.</summary>
+    static void StoreScalar(Job job, GemmMode mode, byte* acc, int l, int m0, int mCount, int n0, int nFrom, int n1, float* scales)
+    {
+        const int Block = 16;
         float* bias = job.Bias;
-        for (int b0 = n0; b0 < n1; b0 += Block)
+        for (int b0 = nFrom; b0 < n1; b0 += Block)
         {
             int b1 = Math.Min(n1, b0 + Block);
             for (int t = 0; t < mCount; t++)
