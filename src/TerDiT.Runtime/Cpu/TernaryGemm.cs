@@ -24,8 +24,36 @@ public static unsafe class TernaryGemm
     public static void Multiply(ReadOnlySpan<float> x, int m, PackedTernaryMatrix w, Span<float> y,
         ReadOnlySpan<float> bias, GemmMode mode, TernaryGemmOptions? options = null)
     {
-        options ??= TernaryGemmOptions.Default;
-        Validate(x, m, w, y, bias);
+        ArgumentNullException.ThrowIfNull(w);
+        Validate(x, m, w.Rows, w.Cols, y, bias);
+        Segment segment = new(0, w.Rows, w.Alpha);
+        Core(x, m, w.Data, w.Rows, w.Cols, w.RowBytes, &segment, 1, y, bias, mode, options ?? TernaryGemmOptions.Default,
+            [w]);
+    }
+
+    /// <summary>
+    /// Every part of a stack over the same x in one pass (one table build per token block for all
+    /// parts): y holds the parts' results one after another, part i as (m, N_i) row-major at
+    /// <c>y[m · RowOffset(i) ..]</c>, and is <c>m · Rows</c> floats; bias is empty or <c>Rows</c> floats
+    /// (the parts' biases concatenated). Each part's result is exactly what
+    /// <see cref="Multiply(ReadOnlySpan{float}, int, PackedTernaryMatrix, Span{float}, ReadOnlySpan{float}, GemmMode, TernaryGemmOptions?)"/>
+    /// gives for it alone.
+    /// </summary>
+    public static void Multiply(ReadOnlySpan<float> x, int m, StackedTernaryMatrix w, Span<float> y,
+        ReadOnlySpan<float> bias, GemmMode mode, TernaryGemmOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(w);
+        Validate(x, m, w.Rows, w.Cols, y, bias);
+        int parts = w.Parts.Count;
+        Segment* segments = stackalloc Segment[parts];
+        for (int i = 0; i < parts; i++) segments[i] = new Segment(w.RowOffset(i), w.Parts[i].Rows, w.Parts[i].Alpha);
+        Core(x, m, w.Data, w.Rows, w.Cols, w.RowBytes, segments, parts, y, bias, mode, options ?? TernaryGemmOptions.Default, w.Parts);
+    }
+
+    static void Core(ReadOnlySpan<float> x, int m, ReadOnlyMemory<byte> data, int rows, int cols, int rowBytes,
+        Segment* segments, int segmentCount, Span<float> y, ReadOnlySpan<float> bias, GemmMode mode,
+        TernaryGemmOptions options, IReadOnlyList<PackedTernaryMatrix> parts)
+    {
         if (options.Threads < 0) throw new ArgumentOutOfRangeException(nameof(options), options.Threads, "threads must be ≥ 0 (0 = all processors)");
         if (!Enum.IsDefined(mode)) throw new ArgumentOutOfRangeException(nameof(mode), mode, "unknown GEMM mode");
         var path = options.Path ?? SimdPaths.Best;
@@ -33,15 +61,21 @@ public static unsafe class TernaryGemm
         if (m == 0) return;
         if (path == SimdPath.Scalar)
         {
-            if (mode == GemmMode.Exact) TernaryGemmReference.Exact(x, m, w, y, bias);
-            else TernaryGemmReference.A8(x, m, w, y, bias);
+            for (int i = 0; i < segmentCount; i++)
+            {
+                Segment s = segments[i];
+                Span<float> yi = y.Slice(m * s.Row0, m * s.Rows);
+                ReadOnlySpan<float> bi = bias.IsEmpty ? default : bias.Slice(s.Row0, s.Rows);
+                if (mode == GemmMode.Exact) TernaryGemmReference.Exact(x, m, parts[i], yi, bi);
+                else TernaryGemmReference.A8(x, m, parts[i], yi, bi);
+            }
             return;
         }
         int threads = options.Threads == 0 ? Environment.ProcessorCount : options.Threads;
-        using var pin = w.Data.Pin();
+        using var pin = data.Pin();
         fixed (float* px = x, py = y, pb = bias)
         {
-            var job = new Job(px, m, (byte*)pin.Pointer, w.Rows, w.Cols, w.RowBytes, w.Alpha, py, bias.IsEmpty ? null : pb);
+            var job = new Job(px, m, (byte*)pin.Pointer, rows, cols, rowBytes, segments, segmentCount, py, bias.IsEmpty ? null : pb);
             switch (path, mode)
             {
                 case (SimdPath.V512, GemmMode.Exact): Run<Vector512<float>, float, F512>(job, threads, mode); break;
@@ -58,21 +92,33 @@ public static unsafe class TernaryGemm
     internal static void Validate(ReadOnlySpan<float> x, int m, PackedTernaryMatrix w, Span<float> y, ReadOnlySpan<float> bias)
     {
         ArgumentNullException.ThrowIfNull(w);
-        if (m < 0) throw new ArgumentOutOfRangeException(nameof(m), m, "token count must be ≥ 0");
-        if (x.Length != (long)m * w.Cols)
-            throw new ArgumentException($"x must be ({m}, {w.Cols}) = {(long)m * w.Cols} floats, got {x.Length}", nameof(x));
-        if (y.Length != (long)m * w.Rows)
-            throw new ArgumentException($"y must be ({m}, {w.Rows}) = {(long)m * w.Rows} floats, got {y.Length}", nameof(y));
-        if (!bias.IsEmpty && bias.Length != w.Rows)
-            throw new ArgumentException($"bias must be empty or {w.Rows} floats, got {bias.Length}", nameof(bias));
+        Validate(x, m, w.Rows, w.Cols, y, bias);
     }
 
-    readonly struct Job(float* x, int m, byte* w, int n, int k, int rowBytes, float alpha, float* y, float* bias)
+    static void Validate(ReadOnlySpan<float> x, int m, int n, int k, Span<float> y, ReadOnlySpan<float> bias)
+    {
+        if (m < 0) throw new ArgumentOutOfRangeException(nameof(m), m, "token count must be ≥ 0");
+        if (x.Length != (long)m * k)
+            throw new ArgumentException($"x must be ({m}, {k}) = {(long)m * k} floats, got {x.Length}", nameof(x));
+        if (y.Length != (long)m * n)
+            throw new ArgumentException($"y must be ({m}, {n}) = {(long)m * n} floats, got {y.Length}", nameof(y));
+        if (!bias.IsEmpty && bias.Length != n)
+            throw new ArgumentException($"bias must be empty or {n} floats, got {bias.Length}", nameof(bias));
+    }
+
+    /// <summary>Rows [Row0, Row0 + Rows) of the (stacked) weight, scaled by Alpha.</summary>
+    readonly struct Segment(int row0, int rows, float alpha)
+    {
+        public readonly int Row0 = row0, Rows = rows;
+        public readonly float Alpha = alpha;
+    }
+
+    readonly struct Job(float* x, int m, byte* w, int n, int k, int rowBytes, Segment* segments, int segmentCount, float* y, float* bias)
     {
         public readonly float* X = x, Y = y, Bias = bias;
         public readonly byte* W = w;
-        public readonly int M = m, N = n, K = k, RowBytes = rowBytes;
-        public readonly float Alpha = alpha;
+        public readonly int M = m, N = n, K = k, RowBytes = rowBytes, SegmentCount = segmentCount;
+        public readonly Segment* Segments = segments;
     }
 
     /// <summary>Splits (token blocks of L) × (row ranges) over the threads; each worker owns its scratch.</summary>
@@ -123,10 +169,17 @@ public static unsafe class TernaryGemm
 
         LutKernel.Accumulate<TV, TE, TL>(xT, job.W, job.RowBytes, n0, n1, lut, chunk, acc);
 
-        // y[m0 + t, n] from acc[n - n0, t].
-        int nFast = n0;
-        if (exact512 || a8512) nFast = StoreTransposed(job, mode == GemmMode.A8, acc, l, m0, mCount, n0, n1, scales);
-        StoreScalar(job, mode, acc, l, m0, mCount, n0, nFast, n1, scales);
+        // y[m0 + t, n] from acc[n - n0, t], part by part: part s has (M, Rows_s) at Y + M · Row0_s.
+        for (int i = 0; i < job.SegmentCount; i++)
+        {
+            Segment seg = job.Segments[i];
+            int a = Math.Max(n0, seg.Row0), b = Math.Min(n1, seg.Row0 + seg.Rows);
+            if (a >= b) continue;
+            float* ys = job.Y + (nint)(job.M - 1) * seg.Row0; // element (t, n) at ys + t · Rows_s + n
+            int nFast = a;
+            if (exact512 || a8512) nFast = StoreTransposed(job, mode == GemmMode.A8, acc, l, m0, mCount, n0, a, b, seg.Alpha, ys, seg.Rows, scales);
+            StoreScalar(job, mode, acc, l, m0, mCount, n0, nFast, b, seg.Alpha, ys, seg.Rows, scales);
+        }
     }
 
     /// <summary>Element-by-element xT (and A8 quantization through <see cref="ActivationQuantizer.QuantizeRow"/>).</summary>
@@ -224,17 +277,18 @@ public static unsafe class TernaryGemm
     }
 
     /// <summary>
-    /// Writes rows [n0, n0 + 16·⌊(n1 − n0) / 16⌋) of y from acc (L = 16 floats or 32 ints a row)
-    /// by 16×16 transposes; returns the first row left for <see cref="StoreScalar"/>. The arithmetic
-    /// is the scalar path's: <c>alpha · a</c> (Exact) or <c>(float)a · (alpha · scale)</c> (A8), then <c>+ bias</c>.
+    /// Writes rows [a, a + 16·⌊(b − a) / 16⌋) of y (element (t, n) at <c>y + t · ld + n</c>) from acc
+    /// (row n at <c>n − n0</c>, L = 16 floats or 32 ints a row) by 16×16 transposes; returns the
+    /// first row left for <see cref="StoreScalar"/>. The arithmetic is the scalar path's:
+    /// <c>alpha · a</c> (Exact) or <c>(float)a · (alpha · scale)</c> (A8), then <c>+ bias</c>.
     /// </summary>
-    static int StoreTransposed(Job job, bool a8, byte* acc, int l, int m0, int mCount, int n0, int n1, float* scales)
+    static int StoreTransposed(Job job, bool a8, byte* acc, int l, int m0, int mCount, int n0, int a, int b, float alpha, float* y, int ld, float* scales)
     {
         Vector512<float>* rows = stackalloc Vector512<float>[16];
         Vector512<float>* cols = stackalloc Vector512<float>[16];
-        var alpha = Vector512.Create(job.Alpha);
-        int nb = n0;
-        for (; nb + 16 <= n1; nb += 16)
+        var valpha = Vector512.Create(alpha);
+        int nb = a;
+        for (; nb + 16 <= b; nb += 16)
         {
             for (int half = 0; half * 16 < mCount; half++)
             {
@@ -243,18 +297,18 @@ public static unsafe class TernaryGemm
                 for (int t = half * 16; t < Math.Min(mCount, half * 16 + 16); t++)
                 {
                     Vector512<float> v = a8
-                        ? Vector512.ConvertToSingle(cols[t - half * 16].AsInt32()) * Vector512.Create(job.Alpha * scales[t])
-                        : alpha * cols[t - half * 16];
+                        ? Vector512.ConvertToSingle(cols[t - half * 16].AsInt32()) * Vector512.Create(alpha * scales[t])
+                        : valpha * cols[t - half * 16];
                     if (job.Bias != null) v += Vector512.Load(job.Bias + nb);
-                    v.Store(job.Y + (nint)(m0 + t) * job.N + nb);
+                    v.Store(y + (nint)(m0 + t) * ld + nb);
                 }
             }
         }
         return nb;
     }
 
-    /// <summary>Rows [nFrom, n1) of y element by element, in row blocks of 16 so the read lines of acc stay in L1.</summary>
-    static void StoreScalar(Job job, GemmMode mode, byte* acc, int l, int m0, int mCount, int n0, int nFrom, int n1, float* scales)
+    /// <summary>Rows [nFrom, n1) of y (as in <see cref="StoreTransposed"/>) element by element, in row blocks of 16 so the read lines of acc stay in L1.</summary>
+    static void StoreScalar(Job job, GemmMode mode, byte* acc, int l, int m0, int mCount, int n0, int nFrom, int n1, float alpha, float* y, int ld, float* scales)
     {
         const int Block = 16;
         float* bias = job.Bias;
@@ -263,16 +317,16 @@ public static unsafe class TernaryGemm
             int b1 = Math.Min(n1, b0 + Block);
             for (int t = 0; t < mCount; t++)
             {
-                float* yr = job.Y + (nint)(m0 + t) * job.N;
+                float* yr = y + (nint)(m0 + t) * ld;
                 if (mode == GemmMode.Exact)
                 {
                     float* a = (float*)acc + t - (nint)n0 * l;
-                    for (int n = b0; n < b1; n++) yr[n] = job.Alpha * a[(nint)n * l];
+                    for (int n = b0; n < b1; n++) yr[n] = alpha * a[(nint)n * l];
                 }
                 else
                 {
                     int* a = (int*)acc + t - (nint)n0 * l;
-                    float combined = job.Alpha * scales[t];
+                    float combined = alpha * scales[t];
                     for (int n = b0; n < b1; n++) yr[n] = a[(nint)n * l] * combined;
                 }
                 if (bias != null)

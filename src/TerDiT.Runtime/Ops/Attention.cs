@@ -37,7 +37,7 @@ public sealed class Attention
     /// Attention over q, k, v (N·T, D) with D = heads·hd into <paramref name="output"/> (N·T, D),
     /// N = <paramref name="images"/>, using at most the workers given at construction.
     /// </summary>
-    public void Forward(float[] q, float[] k, float[] v, float[] output, int images)
+    public void Forward(ReadOnlyMemory<float> q, ReadOnlyMemory<float> k, ReadOnlyMemory<float> v, Memory<float> output, int images)
     {
         int d = _heads * _headDim;
         long needed = (long)images * _tokens * d;
@@ -57,17 +57,17 @@ public sealed class Attention
         });
     }
 
-    void Head(float[] q, float[] k, float[] v, float[] output, int item, int worker)
+    void Head(ReadOnlyMemory<float> q, ReadOnlyMemory<float> k, ReadOnlyMemory<float> v, Memory<float> output, int item, int worker)
     {
         int d = _heads * _headDim, b = item / _heads, h = item % _heads;
         int offset = b * _tokens * d + h * _headDim;
         float[] keys = _keys[worker], values = _values[worker], scores = _scores[worker];
         // Kᵀ (hd, T) and V (T, hd), each packed into panels.
-        FloatGemm.PackTransposed(k.AsSpan(offset), _tokens, _headDim, d, keys);
-        FloatGemm.PackRowMajor(v.AsSpan(offset), _tokens, _headDim, d, values);
+        FloatGemm.PackTransposed(k.Span[offset..], _tokens, _headDim, d, keys);
+        FloatGemm.PackRowMajor(v.Span[offset..], _tokens, _headDim, d, values);
         // S = Q Kᵀ (T, T), softmax over keys with scale 1/√hd, O = S V (T, hd) written at stride D.
-        FloatGemm.Multiply(q.AsSpan(offset), d, _tokens, _headDim, keys, _tokens, scores, _tokens);
+        FloatGemm.Multiply(q.Span[offset..], d, _tokens, _headDim, keys, _tokens, scores, _tokens);
         Elementwise.ScaledSoftmax(scores, _tokens, 1f / MathF.Sqrt(_headDim));
-        FloatGemm.Multiply(scores, _tokens, _tokens, _tokens, values, _headDim, output.AsSpan(offset), d);
+        FloatGemm.Multiply(scores, _tokens, _tokens, _tokens, values, _headDim, output.Span[offset..], d);
     }
 }
