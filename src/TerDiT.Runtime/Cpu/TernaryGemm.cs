@@ -9,7 +9,8 @@ namespace TerDiT.Runtime.Cpu;
 /// weights ever materialised. Shapes: x (M, K) row-major fp32, W (N, K) packed, bias (N) or empty,
 /// y (M, N) row-major. Exact: the result equals <see cref="TernaryGemmReference.Exact"/> up to float
 /// summation order. A8: bit-identical to <see cref="TernaryGemmReference.A8"/> on every path.
-/// Vector paths use the lookup-table core <see cref="LutKernel"/>; <see cref="SimdPath.Scalar"/> runs the reference.
+/// Vector paths use the lookup-table core <see cref="LutKernel"/> (on <see cref="SimdPath.V512"/> with
+/// M ≤ 4: the decode-and-multiply <see cref="TernaryGemv"/>); <see cref="SimdPath.Scalar"/> runs the reference.
 /// </summary>
 public static unsafe class TernaryGemm
 {
@@ -76,6 +77,20 @@ public static unsafe class TernaryGemm
         fixed (float* px = x, py = y, pb = bias)
         {
             var job = new Job(px, m, (byte*)pin.Pointer, rows, cols, rowBytes, segments, segmentCount, py, bias.IsEmpty ? null : pb);
+            if (path == SimdPath.V512 && m <= TernaryGemv.MaxTokens)
+            {
+                // Few tokens: A8 decodes weights instead of tabulating (bit-identical, integer sums);
+                // Exact narrows the tables to 4 or 8 token lanes, which gives every token the same
+                // bits as the 16-lane kernel (same entries, same summation order), so a token's
+                // result never depends on how many others share the call.
+                if (mode == GemmMode.A8 && Avx512F.IsSupported && cols <= TernaryGemv.MaxA8Cols)
+                {
+                    RunGemv(job, threads, mode);
+                    return;
+                }
+                if (mode == GemmMode.Exact && Vector128.IsHardwareAccelerated) path = SimdPath.V128;
+            }
+            else if (path == SimdPath.V512 && mode == GemmMode.Exact && m <= 8 && Vector256.IsHardwareAccelerated) path = SimdPath.V256;
             switch (path, mode)
             {
                 case (SimdPath.V512, GemmMode.Exact): Run<Vector512<float>, float, F512>(job, threads, mode); break;
@@ -119,6 +134,61 @@ public static unsafe class TernaryGemm
         public readonly byte* W = w;
         public readonly int M = m, N = n, K = k, RowBytes = rowBytes, SegmentCount = segmentCount;
         public readonly Segment* Segments = segments;
+    }
+
+    /// <summary>The few-token path (<see cref="TernaryGemv"/>): row ranges of at least 64 rows spread over the threads.</summary>
+    static void RunGemv(Job job, int threads, GemmMode mode)
+    {
+        int items = Math.Max(1, Math.Min(threads * 4, job.N / 64));
+        int step = (job.N + items - 1) / items;
+        void Item(int i)
+        {
+            int n0 = i * step, n1 = Math.Min(job.N, n0 + step);
+            if (n0 < n1) GemvItem(job, mode, n0, n1);
+        }
+        if (threads == 1 || items == 1)
+            for (int i = 0; i < items; i++) Item(i);
+        else
+            Parallel.For(0, items, new ParallelOptions { MaxDegreeOfParallelism = threads }, Item);
+    }
+
+    static void GemvItem(Job job, GemmMode mode, int n0, int n1)
+    {
+        int m = job.M, k = job.K, kp = job.RowBytes * 4;
+        long xsBytes = (long)m * kp * 4, sumsBytes = (long)(n1 - n0) * TernaryGemv.MaxTokens * 4;
+        byte* s = Scratch.Get(xsBytes + sumsBytes + 64 + (mode == GemmMode.A8 ? k : 0));
+        float* xs = (float*)s, sums = (float*)(s + xsBytes), scales = (float*)(s + xsBytes + sumsBytes);
+        sbyte* q = (sbyte*)(scales + 16);
+        for (int t = 0; t < m; t++)
+        {
+            float* xr = job.X + (nint)t * k, d = xs + (nint)t * kp;
+            if (mode == GemmMode.Exact) new ReadOnlySpan<float>(xr, k).CopyTo(new Span<float>(d, k));
+            else
+            {
+                scales[t] = ActivationQuantizer.QuantizeRow(new ReadOnlySpan<float>(xr, k), new Span<sbyte>(q, k));
+                for (int i = 0; i < k; i++) d[i] = q[i];
+            }
+            new Span<float>(d + k, kp - k).Clear();
+        }
+        TernaryGemv.Rows(xs, m, kp, job.W, job.RowBytes, n0, n1, sums);
+        for (int i = 0; i < job.SegmentCount; i++)
+        {
+            Segment seg = job.Segments[i];
+            int a = Math.Max(n0, seg.Row0), b = Math.Min(n1, seg.Row0 + seg.Rows);
+            float* ys = job.Y + (nint)(job.M - 1) * seg.Row0; // element (t, n) at ys + t · Rows_s + n
+            for (int t = 0; t < m; t++)
+            {
+                float* yr = ys + (nint)t * seg.Rows;
+                float combined = mode == GemmMode.A8 ? seg.Alpha * scales[t] : seg.Alpha;
+                for (int n = a; n < b; n++)
+                {
+                    float acc = sums[(nint)(n - n0) * TernaryGemv.MaxTokens + t];
+                    float v = mode == GemmMode.A8 ? acc * combined : seg.Alpha * acc;
+                    if (job.Bias != null) v += job.Bias[n];
+                    yr[n] = v;
+                }
+            }
+        }
     }
 
     /// <summary>Splits (token blocks of L) × (row ranges) over the threads; each worker owns its scratch.</summary>
