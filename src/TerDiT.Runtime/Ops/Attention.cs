@@ -1,8 +1,11 @@
+using System.Numerics.Tensors;
+
 namespace TerDiT.Runtime.Ops;
 
 /// <summary>
 /// Multi-head softmax attention without masks: for each image b and head h,
-/// <c>O_bh = softmax(Q_bh K_bhᵀ / √hd) V_bh</c>, where Q_bh is the (T, hd) slice of q at columns
+/// <c>O_bh = softmax(Q_bh K_bhᵀ / √hd) V_bh</c> (computed as <c>(E V) / rowsum(E)</c> with E the
+/// unnormalised exponentials), where Q_bh is the (T, hd) slice of q at columns
 /// <c>[h·hd, (h+1)·hd)</c> of the rows of image b. Scores and values go through
 /// <see cref="FloatGemm"/>; (image, head) pairs are spread over threads, each worker with its own
 /// scratch (packed K, packed V, a T×T score block), allocated once and reused.
@@ -11,7 +14,7 @@ namespace TerDiT.Runtime.Ops;
 public sealed class Attention
 {
     readonly int _tokens, _heads, _headDim, _workers;
-    readonly float[][] _keys, _values, _scores;
+    readonly float[][] _keys, _values, _scores, _sums;
 
     /// <param name="tokens">T, tokens per image.</param>
     /// <param name="heads">Number of heads.</param>
@@ -25,11 +28,13 @@ public sealed class Attention
         _keys = new float[workers][];
         _values = new float[workers][];
         _scores = new float[workers][];
+        _sums = new float[workers][];
         for (int w = 0; w < workers; w++)
         {
             _keys[w] = new float[FloatGemm.PackedLength(headDim, tokens)];
             _values[w] = new float[FloatGemm.PackedLength(tokens, headDim)];
             _scores[w] = new float[tokens * tokens];
+            _sums[w] = new float[tokens];
         }
     }
 
@@ -65,9 +70,16 @@ public sealed class Attention
         // Kᵀ (hd, T) and V (T, hd), each packed into panels.
         FloatGemm.PackTransposed(k.Span[offset..], _tokens, _headDim, d, keys);
         FloatGemm.PackRowMajor(v.Span[offset..], _tokens, _headDim, d, values);
-        // S = Q Kᵀ (T, T), softmax over keys with scale 1/√hd, O = S V (T, hd) written at stride D.
+        // S = Q Kᵀ (T, T); E = exp(S/√hd − rowmax) with row sums; O = (E V) / sums (T, hd) written at stride D.
         FloatGemm.Multiply(q.Span[offset..], d, _tokens, _headDim, keys, _tokens, scores, _tokens);
-        Elementwise.ScaledSoftmax(scores, _tokens, 1f / MathF.Sqrt(_headDim));
-        FloatGemm.Multiply(scores, _tokens, _tokens, _tokens, values, _headDim, output.Span[offset..], d);
+        float[] sums = _sums[worker];
+        Elementwise.ScaledExpRows(scores, _tokens, 1f / MathF.Sqrt(_headDim), sums);
+        Span<float> o = output.Span[offset..];
+        FloatGemm.Multiply(scores, _tokens, _tokens, _tokens, values, _headDim, o, d);
+        for (int t = 0; t < _tokens; t++)
+        {
+            Span<float> row = o.Slice(t * d, _headDim);
+            TensorPrimitives.Multiply(row, 1f / sums[t], row);
+        }
     }
 }
