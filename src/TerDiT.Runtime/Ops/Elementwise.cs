@@ -12,6 +12,9 @@ public static class Elementwise
     {
         if (y.Length < x.Length) throw new ArgumentException($"output holds {y.Length} elements, input has {x.Length}");
         int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+            for (; i + 16 <= x.Length; i += 16)
+                SiluVector(Vector512.Create(x.Slice(i, 16))).CopyTo(y.Slice(i, 16));
         if (Vector256.IsHardwareAccelerated)
             for (; i + 8 <= x.Length; i += 8)
                 SiluVector(Vector256.Create(x.Slice(i, 8))).CopyTo(y.Slice(i, 8));
@@ -24,6 +27,9 @@ public static class Elementwise
         if (b.Length != a.Length || y.Length < a.Length)
             throw new ArgumentException($"SwiGLU operands have {a.Length}, {b.Length} and {y.Length} elements");
         int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+            for (; i + 16 <= a.Length; i += 16)
+                (SiluVector(Vector512.Create(a.Slice(i, 16))) * Vector512.Create(b.Slice(i, 16))).CopyTo(y.Slice(i, 16));
         if (Vector256.IsHardwareAccelerated)
             for (; i + 8 <= a.Length; i += 8)
                 (SiluVector(Vector256.Create(a.Slice(i, 8))) * Vector256.Create(b.Slice(i, 8))).CopyTo(y.Slice(i, 8));
@@ -32,6 +38,8 @@ public static class Elementwise
 
     /// <summary>x / (1 + e^(−x)) with <see cref="Exp"/>.</summary>
     static Vector256<float> SiluVector(Vector256<float> x) => x / (Vector256<float>.One + Exp(-x));
+
+    static Vector512<float> SiluVector(Vector512<float> x) => x / (Vector512<float>.One + Exp(-x));
 
     /// <summary>
     /// adaLN modulate of each row of x (rows, dim): <c>y = x · (1 + scale) + shift</c> with shift and
