@@ -173,6 +173,29 @@ public class OpsTests
     }
 
     [Fact]
+    public void RmsNormModulate_GivesTheBitsOfRmsNormThenModulate()
+    {
+        foreach (int dim in new[] { 7, 16, 40, 384 })
+        {
+            int rows = 5;
+            var x = TestData.Normal(rows * dim, dim, 2f);
+            var w = TestData.Normal(dim, dim + 1, 0.3f);
+            var shift = TestData.Normal(dim, dim + 2, 0.5f);
+            var scale = TestData.Normal(dim, dim + 3, 0.5f);
+            float[] expected = new float[x.Length], actual = new float[x.Length];
+            Norms.RmsNorm(x, w, expected, dim, 1e-5f);
+            Elementwise.Modulate(expected, shift, scale, expected, dim);
+            Norms.RmsNormModulate(x, w, shift, scale, actual, dim, 1e-5f);
+            Assert.Equal(expected, actual);
+            var reference = new float[x.Length];
+            ReferenceOps.RmsNorm(x, w, reference, dim, 1e-5f);
+            ReferenceOps.Modulate(reference, shift, scale, reference, dim);
+            TestData.AssertClose(reference, actual, 1e-5, 1e-6);
+        }
+        Assert.Throws<ArgumentException>(() => Norms.RmsNormModulate(new float[8], new float[4], new float[4], new float[3], new float[8], 4, 1e-5f));
+    }
+
+    [Fact]
     public void ScaledExpRows_IsTheSoftmaxBeforeDivision_WithItsRowSums()
     {
         foreach (int dim in new[] { 5, 16, 37, 256 })

@@ -157,11 +157,7 @@ public sealed class RuntimeModel
         Span<float> Chunk(int b, int i) => buf.Mod.AsSpan((b * 6 + i) * d, d);
 
         // Attention branch: h = modulate(RMSNorm(x), shift_msa, scale_msa)   (M, D)
-        ForEachImage(n, b =>
-        {
-            Norms.RmsNorm(Image(buf.X, b), blk.AttentionNorm, Image(buf.H, b), d, NormEps);
-            Elementwise.Modulate(Image(buf.H, b), Chunk(b, 0), Chunk(b, 1), Image(buf.H, b), d);
-        });
+        ForEachImage(n, b => Norms.RmsNormModulate(Image(buf.X, b), blk.AttentionNorm, Chunk(b, 0), Chunk(b, 1), Image(buf.H, b), d, NormEps));
         blk.Qkv.Forward(buf.H, buf.Qkv, rows);                     // Q, K, V: (M, D) each, one after another
         int q = 0, k = rows * d, v = 2 * rows * d;
         ForEachImage(n, b =>
@@ -179,8 +175,7 @@ public sealed class RuntimeModel
         ForEachImage(n, b =>
         {
             Elementwise.GatedResidual(Image(buf.X, b), Chunk(b, 2), Image(buf.O, b), d);   // x += gate_msa · attn
-            Norms.RmsNorm(Image(buf.X, b), blk.FfnNorm, Image(buf.H, b), d, NormEps);
-            Elementwise.Modulate(Image(buf.H, b), Chunk(b, 3), Chunk(b, 4), Image(buf.H, b), d);
+            Norms.RmsNormModulate(Image(buf.X, b), blk.FfnNorm, Chunk(b, 3), Chunk(b, 4), Image(buf.H, b), d, NormEps);
         });
 
         // SwiGLU branch: x += gate_mlp · w2(silu(w1 h) · w3 h)
