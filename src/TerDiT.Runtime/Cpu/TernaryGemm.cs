@@ -10,7 +10,8 @@ namespace TerDiT.Runtime.Cpu;
 /// y (M, N) row-major. Exact: the result equals <see cref="TernaryGemmReference.Exact"/> up to float
 /// summation order. A8: bit-identical to <see cref="TernaryGemmReference.A8"/> on every path.
 /// Vector paths use the lookup-table core <see cref="LutKernel"/> (on <see cref="SimdPath.V512"/> with
-/// M ≤ 4: the decode-and-multiply <see cref="TernaryGemv"/>); <see cref="SimdPath.Scalar"/> runs the reference.
+/// few tokens: A8 the decode-and-multiply <see cref="TernaryGemv"/>, Exact narrower tables);
+/// <see cref="SimdPath.Scalar"/> runs the reference.
 /// </summary>
 public static unsafe class TernaryGemm
 {
@@ -85,7 +86,7 @@ public static unsafe class TernaryGemm
                 // result never depends on how many others share the call.
                 if (mode == GemmMode.A8 && Avx512F.IsSupported && cols <= TernaryGemv.MaxA8Cols)
                 {
-                    RunGemv(job, threads, mode);
+                    RunGemv(job, threads);
                     return;
                 }
                 if (mode == GemmMode.Exact && Vector128.IsHardwareAccelerated) path = SimdPath.V128;
@@ -136,15 +137,15 @@ public static unsafe class TernaryGemm
         public readonly Segment* Segments = segments;
     }
 
-    /// <summary>The few-token path (<see cref="TernaryGemv"/>): row ranges of at least 64 rows spread over the threads.</summary>
-    static void RunGemv(Job job, int threads, GemmMode mode)
+    /// <summary>The few-token A8 path (<see cref="TernaryGemv"/>): row ranges of at least 64 rows spread over the threads.</summary>
+    static void RunGemv(Job job, int threads)
     {
         int items = Math.Max(1, Math.Min(threads * 4, job.N / 64));
         int step = (job.N + items - 1) / items;
         void Item(int i)
         {
             int n0 = i * step, n1 = Math.Min(job.N, n0 + step);
-            if (n0 < n1) GemvItem(job, mode, n0, n1);
+            if (n0 < n1) GemvItem(job, n0, n1);
         }
         if (threads == 1 || items == 1)
             for (int i = 0; i < items; i++) Item(i);
@@ -152,22 +153,19 @@ public static unsafe class TernaryGemm
             Parallel.For(0, items, new ParallelOptions { MaxDegreeOfParallelism = threads }, Item);
     }
 
-    static void GemvItem(Job job, GemmMode mode, int n0, int n1)
+    /// <summary>A8 rows [n0, n1): quantize the (≤ 4) tokens as codes in floats, decode-and-multiply, rescale.</summary>
+    static void GemvItem(Job job, int n0, int n1)
     {
         int m = job.M, k = job.K, kp = job.RowBytes * 4;
         long xsBytes = (long)m * kp * 4, sumsBytes = (long)(n1 - n0) * TernaryGemv.MaxTokens * 4;
-        byte* s = Scratch.Get(xsBytes + sumsBytes + 64 + (mode == GemmMode.A8 ? k : 0));
+        byte* s = Scratch.Get(xsBytes + sumsBytes + 64 + k);
         float* xs = (float*)s, sums = (float*)(s + xsBytes), scales = (float*)(s + xsBytes + sumsBytes);
         sbyte* q = (sbyte*)(scales + 16);
         for (int t = 0; t < m; t++)
         {
-            float* xr = job.X + (nint)t * k, d = xs + (nint)t * kp;
-            if (mode == GemmMode.Exact) new ReadOnlySpan<float>(xr, k).CopyTo(new Span<float>(d, k));
-            else
-            {
-                scales[t] = ActivationQuantizer.QuantizeRow(new ReadOnlySpan<float>(xr, k), new Span<sbyte>(q, k));
-                for (int i = 0; i < k; i++) d[i] = q[i];
-            }
+            float* d = xs + (nint)t * kp;
+            scales[t] = ActivationQuantizer.QuantizeRow(new ReadOnlySpan<float>(job.X + (nint)t * k, k), new Span<sbyte>(q, k));
+            for (int i = 0; i < k; i++) d[i] = q[i];
             new Span<float>(d + k, kp - k).Clear();
         }
         TernaryGemv.Rows(xs, m, kp, job.W, job.RowBytes, n0, n1, sums);
@@ -179,11 +177,10 @@ public static unsafe class TernaryGemm
             for (int t = 0; t < m; t++)
             {
                 float* yr = ys + (nint)t * seg.Rows;
-                float combined = mode == GemmMode.A8 ? seg.Alpha * scales[t] : seg.Alpha;
+                float combined = seg.Alpha * scales[t];
                 for (int n = a; n < b; n++)
                 {
-                    float acc = sums[(nint)(n - n0) * TernaryGemv.MaxTokens + t];
-                    float v = mode == GemmMode.A8 ? acc * combined : seg.Alpha * acc;
+                    float v = sums[(nint)(n - n0) * TernaryGemv.MaxTokens + t] * combined; // an exact integer · (alpha · scale)
                     if (job.Bias != null) v += job.Bias[n];
                     yr[n] = v;
                 }

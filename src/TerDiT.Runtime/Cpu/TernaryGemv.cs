@@ -5,13 +5,13 @@ using System.Runtime.Intrinsics.X86;
 namespace TerDiT.Runtime.Cpu;
 
 /// <summary>
-/// The few-token path of <see cref="TernaryGemm"/> (AVX-512, M ≤ <see cref="MaxTokens"/>, e.g. the
-/// adaLN linear on one conditioning row per image): a lookup table of 16 or 32 token lanes would
-/// leave most lanes empty, so instead each packed 32-byte block is decoded to trits as floats
-/// (shift, mask, zero-extend, <c>vpermps</c> from {−1, 0, 1}) and multiplied into per-token
-/// accumulators. Exact: the dense dot product up to float summation order. A8: the quantized
-/// activations are small integers, so every product and partial sum is an integer below 2²⁴ and
-/// exact in float — the result is bit-identical to the integer reference.
+/// The few-token A8 path of <see cref="TernaryGemm"/> (AVX-512, M ≤ <see cref="MaxTokens"/>, e.g. the
+/// adaLN linear on one conditioning row per image): a lookup table of 32 token lanes would leave
+/// most lanes empty, so instead each packed 32-byte block is decoded to trits as floats (shift,
+/// mask, zero-extend, <c>vpermps</c> from {−1, 0, 1}) and multiplied into per-token accumulators.
+/// The quantized activations are small integers, so every product and partial sum is an integer
+/// below 2²⁴ and exact in float: the result is bit-identical to the integer reference. (Exact mode
+/// does not use it: float sums in another order would make a token's bits depend on M.)
 /// </summary>
 internal static unsafe class TernaryGemv
 {
@@ -21,9 +21,9 @@ internal static unsafe class TernaryGemv
     public const int MaxA8Cols = (1 << 24) / 127;
 
     /// <summary>
-    /// Rows [n0, n1) of the output for all <paramref name="m"/> ≤ 4 tokens: <paramref name="xs"/>
-    /// holds the tokens as (m, kp) floats zero-padded to the packed width kp (A8: the quantized
-    /// codes), the result is <c>Σ_k (c_k − 1) · xs[t, k]</c> handed to <paramref name="store"/>.
+    /// Rows [n0, n1) for all <paramref name="m"/> ≤ 4 tokens: <paramref name="xs"/> holds the tokens'
+    /// quantized codes as (m, kp) floats zero-padded to the packed width kp;
+    /// <c>sums[(n − n0) · 4 + t] = Σ_k (c_k − 1) · xs[t, k]</c>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Rows(float* xs, int m, int kp, byte* w, int rowBytes, int n0, int n1, float* sums)
