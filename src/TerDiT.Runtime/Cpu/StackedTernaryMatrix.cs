@@ -4,8 +4,8 @@ namespace TerDiT.Runtime.Cpu;
 /// Ternary matrices with the same input width K stacked row-wise into one packed matrix, each
 /// keeping its own alpha: <see cref="TernaryGemm"/> then builds the activation tables once for all
 /// of them (e.g. wq/wk/wv, or w1/w3 of SwiGLU). Part i covers rows
-/// <c>[RowOffset(i), RowOffset(i) + Parts[i].Rows)</c>. With several parts the packed bytes are
-/// copied once into one array; a single part is used in place.
+/// <c>[RowOffset(i), RowOffset(i) + Parts[i].Rows)</c>. Nothing is copied: the kernel reads each
+/// part's packed bytes (possibly memory-mapped) in place.
 /// </summary>
 public sealed class StackedTernaryMatrix
 {
@@ -19,7 +19,6 @@ public sealed class StackedTernaryMatrix
     public int Rows { get; }
 
     internal int RowBytes { get; }
-    internal ReadOnlyMemory<byte> Data { get; }
     readonly int[] _offsets;
 
     /// <summary>Stacks <paramref name="parts"/> (at least one, all with the same <see cref="PackedTernaryMatrix.Cols"/>).</summary>
@@ -39,14 +38,6 @@ public sealed class StackedTernaryMatrix
         Cols = cols;
         Rows = (int)rows;
         RowBytes = parts[0].RowBytes;
-        if (parts.Length == 1) Data = parts[0].Data;
-        else
-        {
-            var data = new byte[(long)Rows * RowBytes];
-            long at = 0;
-            foreach (var p in parts) { p.Data.Span.CopyTo(data.AsSpan((int)at)); at += p.Data.Length; }
-            Data = data;
-        }
     }
 
     /// <summary>First stacked row of part <paramref name="i"/>.</summary>

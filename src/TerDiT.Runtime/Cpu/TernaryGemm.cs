@@ -28,9 +28,7 @@ public static unsafe class TernaryGemm
     {
         ArgumentNullException.ThrowIfNull(w);
         Validate(x, m, w.Rows, w.Cols, y, bias);
-        Segment segment = new(0, w.Rows, w.Alpha);
-        Core(x, m, w.Data, w.Rows, w.Cols, w.RowBytes, &segment, 1, y, bias, mode, options ?? TernaryGemmOptions.Default,
-            [w]);
+        Core(x, m, [w], w.Rows, w.Cols, w.RowBytes, y, bias, mode, options ?? TernaryGemmOptions.Default);
     }
 
     /// <summary>
@@ -46,15 +44,12 @@ public static unsafe class TernaryGemm
     {
         ArgumentNullException.ThrowIfNull(w);
         Validate(x, m, w.Rows, w.Cols, y, bias);
-        int parts = w.Parts.Count;
-        Segment* segments = stackalloc Segment[parts];
-        for (int i = 0; i < parts; i++) segments[i] = new Segment(w.RowOffset(i), w.Parts[i].Rows, w.Parts[i].Alpha);
-        Core(x, m, w.Data, w.Rows, w.Cols, w.RowBytes, segments, parts, y, bias, mode, options ?? TernaryGemmOptions.Default, w.Parts);
+        Core(x, m, w.Parts, w.Rows, w.Cols, w.RowBytes, y, bias, mode, options ?? TernaryGemmOptions.Default);
     }
 
-    static void Core(ReadOnlySpan<float> x, int m, ReadOnlyMemory<byte> data, int rows, int cols, int rowBytes,
-        Segment* segments, int segmentCount, Span<float> y, ReadOnlySpan<float> bias, GemmMode mode,
-        TernaryGemmOptions options, IReadOnlyList<PackedTernaryMatrix> parts)
+    /// <summary>The parts (same K, rows stacked in order) against x; part i's result at y[m · (its first row) ..].</summary>
+    static void Core(ReadOnlySpan<float> x, int m, IReadOnlyList<PackedTernaryMatrix> parts, int rows, int cols, int rowBytes,
+        Span<float> y, ReadOnlySpan<float> bias, GemmMode mode, TernaryGemmOptions options)
     {
         if (options.Threads < 0) throw new ArgumentOutOfRangeException(nameof(options), options.Threads, "threads must be ≥ 0 (0 = all processors)");
         if (!Enum.IsDefined(mode)) throw new ArgumentOutOfRangeException(nameof(mode), mode, "unknown GEMM mode");
@@ -63,21 +58,40 @@ public static unsafe class TernaryGemm
         if (m == 0) return;
         if (path == SimdPath.Scalar)
         {
-            for (int i = 0; i < segmentCount; i++)
+            for (int i = 0, row0 = 0; i < parts.Count; row0 += parts[i].Rows, i++)
             {
-                Segment s = segments[i];
-                Span<float> yi = y.Slice(m * s.Row0, m * s.Rows);
-                ReadOnlySpan<float> bi = bias.IsEmpty ? default : bias.Slice(s.Row0, s.Rows);
+                Span<float> yi = y.Slice(m * row0, m * parts[i].Rows);
+                ReadOnlySpan<float> bi = bias.IsEmpty ? default : bias.Slice(row0, parts[i].Rows);
                 if (mode == GemmMode.Exact) TernaryGemmReference.Exact(x, m, parts[i], yi, bi);
                 else TernaryGemmReference.A8(x, m, parts[i], yi, bi);
             }
             return;
         }
         int threads = options.Threads == 0 ? Environment.ProcessorCount : options.Threads;
-        using var pin = data.Pin();
+        // Each part's bytes are pinned and read in place (they may be memory-mapped): no copies.
+        var pins = new System.Buffers.MemoryHandle[parts.Count];
+        Segment* segments = stackalloc Segment[parts.Count];
+        try
+        {
+            for (int i = 0, row0 = 0; i < parts.Count; row0 += parts[i].Rows, i++)
+            {
+                pins[i] = parts[i].Data.Pin();
+                segments[i] = new Segment(row0, parts[i].Rows, parts[i].Alpha, (byte*)pins[i].Pointer);
+            }
+            Dispatch(x, m, rows, cols, rowBytes, segments, parts.Count, y, bias, mode, path, threads);
+        }
+        finally
+        {
+            foreach (var pin in pins) pin.Dispose();
+        }
+    }
+
+    static void Dispatch(ReadOnlySpan<float> x, int m, int rows, int cols, int rowBytes, Segment* segments, int segmentCount,
+        Span<float> y, ReadOnlySpan<float> bias, GemmMode mode, SimdPath path, int threads)
+    {
         fixed (float* px = x, py = y, pb = bias)
         {
-            var job = new Job(px, m, (byte*)pin.Pointer, rows, cols, rowBytes, segments, segmentCount, py, bias.IsEmpty ? null : pb);
+            var job = new Job(px, m, rows, cols, rowBytes, segments, segmentCount, py, bias.IsEmpty ? null : pb);
             if (path == SimdPath.V512 && m <= TernaryGemv.MaxTokens)
             {
                 // Few tokens: A8 decodes weights instead of tabulating (bit-identical, integer sums);
@@ -122,17 +136,20 @@ public static unsafe class TernaryGemm
             throw new ArgumentException($"bias must be empty or {n} floats, got {bias.Length}", nameof(bias));
     }
 
-    /// <summary>Rows [Row0, Row0 + Rows) of the (stacked) weight, scaled by Alpha.</summary>
-    readonly struct Segment(int row0, int rows, float alpha)
+    /// <summary>
+    /// Rows [Row0, Row0 + Rows) of the (stacked) weight: one part, scaled by Alpha, its packed row
+    /// <c>r</c> at <c>W + r · RowBytes</c>.
+    /// </summary>
+    internal readonly struct Segment(int row0, int rows, float alpha, byte* w)
     {
         public readonly int Row0 = row0, Rows = rows;
         public readonly float Alpha = alpha;
+        public readonly byte* W = w;
     }
 
-    readonly struct Job(float* x, int m, byte* w, int n, int k, int rowBytes, Segment* segments, int segmentCount, float* y, float* bias)
+    readonly struct Job(float* x, int m, int n, int k, int rowBytes, Segment* segments, int segmentCount, float* y, float* bias)
     {
         public readonly float* X = x, Y = y, Bias = bias;
-        public readonly byte* W = w;
         public readonly int M = m, N = n, K = k, RowBytes = rowBytes, SegmentCount = segmentCount;
         public readonly Segment* Segments = segments;
     }
@@ -168,11 +185,12 @@ public static unsafe class TernaryGemm
             for (int i = 0; i < k; i++) d[i] = q[i];
             new Span<float>(d + k, kp - k).Clear();
         }
-        TernaryGemv.Rows(xs, m, kp, job.W, job.RowBytes, n0, n1, sums);
         for (int i = 0; i < job.SegmentCount; i++)
         {
             Segment seg = job.Segments[i];
             int a = Math.Max(n0, seg.Row0), b = Math.Min(n1, seg.Row0 + seg.Rows);
+            if (a >= b) continue;
+            TernaryGemv.Rows(xs, m, kp, seg.W, job.RowBytes, a - seg.Row0, b - seg.Row0, sums + (nint)(a - n0) * TernaryGemv.MaxTokens);
             float* ys = job.Y + (nint)(job.M - 1) * seg.Row0; // element (t, n) at ys + t · Rows_s + n
             for (int t = 0; t < m; t++)
             {
@@ -234,7 +252,7 @@ public static unsafe class TernaryGemm
         else if (!a8512 || !QuantizeTransposed((short*)xT, job.X + (nint)m0 * job.K, job.K, mCount, kp, scales))
             LoadScalar(job, mode, m0, mCount, l, xT, xtBytes, scales, q);
 
-        LutKernel.Accumulate<TV, TE, TL>(xT, job.W, job.RowBytes, n0, n1, lut, chunk, acc);
+        LutKernel.Accumulate<TV, TE, TL>(xT, job.Segments, job.SegmentCount, job.RowBytes, n0, n1, lut, chunk, acc);
 
         // y[m0 + t, n] from acc[n - n0, t], part by part: part s has (M, Rows_s) at Y + M · Row0_s.
         for (int i = 0; i < job.SegmentCount; i++)
