@@ -173,6 +173,51 @@ public class OpsTests
     }
 
     [Fact]
+    public void RmsNormModulate_GivesTheBitsOfRmsNormThenModulate()
+    {
+        foreach (int dim in new[] { 7, 16, 40, 384 })
+        {
+            int rows = 5;
+            var x = TestData.Normal(rows * dim, dim, 2f);
+            var w = TestData.Normal(dim, dim + 1, 0.3f);
+            var shift = TestData.Normal(dim, dim + 2, 0.5f);
+            var scale = TestData.Normal(dim, dim + 3, 0.5f);
+            float[] expected = new float[x.Length], actual = new float[x.Length];
+            Norms.RmsNorm(x, w, expected, dim, 1e-5f);
+            Elementwise.Modulate(expected, shift, scale, expected, dim);
+            Norms.RmsNormModulate(x, w, shift, scale, actual, dim, 1e-5f);
+            Assert.Equal(expected, actual);
+            var reference = new float[x.Length];
+            ReferenceOps.RmsNorm(x, w, reference, dim, 1e-5f);
+            ReferenceOps.Modulate(reference, shift, scale, reference, dim);
+            TestData.AssertClose(reference, actual, 1e-5, 1e-6);
+        }
+        Assert.Throws<ArgumentException>(() => Norms.RmsNormModulate(new float[8], new float[4], new float[4], new float[3], new float[8], 4, 1e-5f));
+    }
+
+    [Fact]
+    public void ScaledExpRows_IsTheSoftmaxBeforeDivision_WithItsRowSums()
+    {
+        foreach (int dim in new[] { 5, 16, 37, 256 })
+        {
+            int rows = 3;
+            var x = TestData.Normal(rows * dim, dim, 3f);
+            float[] expected = (float[])x.Clone(), actual = (float[])x.Clone(), sums = new float[rows];
+            ReferenceOps.ScaledSoftmax(expected, dim, 0.37f);
+            Elementwise.ScaledExpRows(actual, dim, 0.37f, sums);
+            for (int r = 0; r < rows; r++)
+            {
+                var row = actual.AsSpan(r * dim, dim).ToArray();
+                Assert.Equal(1f, row.Max(), 1e-6f);                                  // exp(0) at the row max
+                Assert.Equal(row.Sum(v => (double)v), sums[r], 1e-5 * sums[r]);
+                for (int i = 0; i < dim; i++)
+                    Assert.True(Math.Abs(row[i] / sums[r] - expected[r * dim + i]) <= 1e-5 * expected[r * dim + i] + 1e-7, $"dim {dim} [{r},{i}]");
+            }
+        }
+        Assert.Throws<ArgumentException>(() => Elementwise.ScaledExpRows(new float[8], 4, 1f, new float[1]));
+    }
+
+    [Fact]
     public void SoftmaxExponentialIsAccurateOverItsWholeRange()
     {
         // One row spanning scaled values 0 … −120: every float exponent, underflow to 0 below −87.

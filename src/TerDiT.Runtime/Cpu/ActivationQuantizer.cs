@@ -72,7 +72,7 @@ public static class ActivationQuantizer
     }
 
     /// <summary>max |x|, or NaN when any element is NaN or infinite (x · 0 is then NaN).</summary>
-    static unsafe float AbsMax(float* x, int n)
+    internal static unsafe float AbsMax(float* x, int n)
     {
         float m = 0, poison = 0;
         int i = 0;

@@ -16,14 +16,15 @@ internal static unsafe class LutKernel
     public const int Entries = 256;
 
     /// <summary>
-    /// Accumulates <c>Σ_k W_t[n, k] · xT[k, :]</c> for n in [n0, n1) into <paramref name="acc"/>
+    /// Accumulates <c>Σ_k W_t[n, k] · xT[k, :]</c> for n in [n0, n1) of the stacked rows of
+    /// <paramref name="segments"/> (row n in the segment that holds it) into <paramref name="acc"/>
     /// (row n at <c>acc + (n - n0) · L · 4</c> bytes, L 32-bit values, added to what is there).
     /// <paramref name="xT"/> is (paddedCols, L): column-major activations of L tokens, zero past
     /// the real columns and tokens. A chunk of byte positions is tabulated, then swept over all rows.
     /// <paramref name="lut"/> holds <c>256 · (chunk | 1) · L</c> elements.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Accumulate<TV, TE, TL>(TE* xT, byte* w, int rowBytes, int n0, int n1, TE* lut, int chunk, byte* acc)
+    public static void Accumulate<TV, TE, TL>(TE* xT, TernaryGemm.Segment* segments, int segmentCount, int rowBytes, int n0, int n1, TE* lut, int chunk, byte* acc)
         where TV : unmanaged where TE : unmanaged where TL : ILanes<TV, TE>
     {
         int l = TL.Count;
@@ -37,38 +38,44 @@ internal static unsafe class LutKernel
         {
             int groups = Math.Min(chunk, rowBytes - p0);
             for (int g = 0; g < groups; g++) Tabulate<TV, TE, TL>(xT, p0 + g, lut + (nint)g * l, stride);
-            int n = n0;
-            for (; n + 8 <= n1; n += 8)
+            for (int si = 0; si < segmentCount; si++)
             {
-                byte* w0 = w + (nint)n * rowBytes + p0;
-                nint rb = rowBytes;
-                TV a0 = TL.Zero, a1 = TL.Zero, a2 = TL.Zero, a3 = TL.Zero, a4 = TL.Zero, a5 = TL.Zero, a6 = TL.Zero, a7 = TL.Zero;
-                byte* t = (byte*)lut;
-                byte* end = w0 + groups;
-                for (byte* r = w0; r < end; r++, t += l * sizeof(TE))
+                var seg = segments[si];
+                int sa = Math.Max(n0, seg.Row0), sb = Math.Min(n1, seg.Row0 + seg.Rows);
+                byte* w = seg.W - (nint)seg.Row0 * rowBytes; // stacked row n at w + n · rowBytes
+                int n = sa;
+                for (; n + 8 <= sb; n += 8)
                 {
-                    byte* r4 = r + 4 * rb;
-                    a0 = TL.Add(a0, TL.Load((TE*)(t + r[0] * codeStride)));
-                    a1 = TL.Add(a1, TL.Load((TE*)(t + r[rb] * codeStride)));
-                    a2 = TL.Add(a2, TL.Load((TE*)(t + r[2 * rb] * codeStride)));
-                    a3 = TL.Add(a3, TL.Load((TE*)(t + r[3 * rb] * codeStride)));
-                    a4 = TL.Add(a4, TL.Load((TE*)(t + r4[0] * codeStride)));
-                    a5 = TL.Add(a5, TL.Load((TE*)(t + r4[rb] * codeStride)));
-                    a6 = TL.Add(a6, TL.Load((TE*)(t + r4[2 * rb] * codeStride)));
-                    a7 = TL.Add(a7, TL.Load((TE*)(t + r4[3 * rb] * codeStride)));
+                    byte* w0 = w + (nint)n * rowBytes + p0;
+                    nint rb = rowBytes;
+                    TV a0 = TL.Zero, a1 = TL.Zero, a2 = TL.Zero, a3 = TL.Zero, a4 = TL.Zero, a5 = TL.Zero, a6 = TL.Zero, a7 = TL.Zero;
+                    byte* t = (byte*)lut;
+                    byte* end = w0 + groups;
+                    for (byte* r = w0; r < end; r++, t += l * sizeof(TE))
+                    {
+                        byte* r4 = r + 4 * rb;
+                        a0 = TL.Add(a0, TL.Load((TE*)(t + r[0] * codeStride)));
+                        a1 = TL.Add(a1, TL.Load((TE*)(t + r[rb] * codeStride)));
+                        a2 = TL.Add(a2, TL.Load((TE*)(t + r[2 * rb] * codeStride)));
+                        a3 = TL.Add(a3, TL.Load((TE*)(t + r[3 * rb] * codeStride)));
+                        a4 = TL.Add(a4, TL.Load((TE*)(t + r4[0] * codeStride)));
+                        a5 = TL.Add(a5, TL.Load((TE*)(t + r4[rb] * codeStride)));
+                        a6 = TL.Add(a6, TL.Load((TE*)(t + r4[2 * rb] * codeStride)));
+                        a7 = TL.Add(a7, TL.Load((TE*)(t + r4[3 * rb] * codeStride)));
+                    }
+                    byte* d = acc + (nint)(n - n0) * accStride;
+                    TL.Flush(a0, d); TL.Flush(a1, d + accStride); TL.Flush(a2, d + 2 * accStride); TL.Flush(a3, d + 3 * accStride);
+                    d += 4 * accStride;
+                    TL.Flush(a4, d); TL.Flush(a5, d + accStride); TL.Flush(a6, d + 2 * accStride); TL.Flush(a7, d + 3 * accStride);
                 }
-                byte* d = acc + (nint)(n - n0) * accStride;
-                TL.Flush(a0, d); TL.Flush(a1, d + accStride); TL.Flush(a2, d + 2 * accStride); TL.Flush(a3, d + 3 * accStride);
-                d += 4 * accStride;
-                TL.Flush(a4, d); TL.Flush(a5, d + accStride); TL.Flush(a6, d + 2 * accStride); TL.Flush(a7, d + 3 * accStride);
-            }
-            for (; n < n1; n++)
-            {
-                byte* w0 = w + (nint)n * rowBytes + p0;
-                TV a0 = TL.Zero;
-                byte* t = (byte*)lut;
-                for (int g = 0; g < groups; g++, t += l * sizeof(TE)) a0 = TL.Add(a0, TL.Load((TE*)(t + w0[g] * codeStride)));
-                TL.Flush(a0, acc + (nint)(n - n0) * accStride);
+                for (; n < sb; n++)
+                {
+                    byte* w0 = w + (nint)n * rowBytes + p0;
+                    TV a0 = TL.Zero;
+                    byte* t = (byte*)lut;
+                    for (int g = 0; g < groups; g++, t += l * sizeof(TE)) a0 = TL.Add(a0, TL.Load((TE*)(t + w0[g] * codeStride)));
+                    TL.Flush(a0, acc + (nint)(n - n0) * accStride);
+                }
             }
         }
     }

@@ -13,6 +13,11 @@ public sealed class PackedTernaryLinear : ILinearKernel
     readonly GemmMode _mode;
     readonly TernaryGemmOptions _gemm;
 
+    internal PackedTernaryMatrix Weight => _weight;
+    internal float[]? Bias => _bias;
+    internal GemmMode Mode => _mode;
+    internal TernaryGemmOptions Gemm => _gemm;
+
     public int InFeatures => _weight.Cols;
     public int OutFeatures => _weight.Rows;
 

@@ -28,8 +28,7 @@ public sealed class RuntimeModel
 
     sealed record Block(
         float[] AttentionNorm, float[] FfnNorm,
-        ILinearKernel Wq, ILinearKernel Wk, ILinearKernel Wv, ILinearKernel Wo,
-        ILinearKernel W1, ILinearKernel W2, ILinearKernel W3, ILinearKernel AdaLn,
+        LinearStack Qkv, ILinearKernel Wo, LinearStack W13, ILinearKernel W2, ILinearKernel AdaLn,
         float[]? QNormWeight, float[]? QNormBias, float[]? KNormWeight, float[]? KNormBias, float[]? AdaLnNorm);
 
     public RuntimeModel(IWeightSource weights, RuntimeOptions? options = null)
@@ -68,8 +67,9 @@ public sealed class RuntimeModel
         float[]? Optional(bool present, string name) => present ? w.Full(b + name) : null;
         return new Block(
             w.Full(b + "attention_norm.weight"), w.Full(b + "ffn_norm.weight"),
-            Linear("attention.wq", d, d), Linear("attention.wk", d, d), Linear("attention.wv", d, d), Linear("attention.wo", d, d),
-            Linear("feed_forward.w1", f, d), Linear("feed_forward.w2", d, f), Linear("feed_forward.w3", f, d),
+            new LinearStack(Linear("attention.wq", d, d), Linear("attention.wk", d, d), Linear("attention.wv", d, d)),
+            Linear("attention.wo", d, d),
+            new LinearStack(Linear("feed_forward.w1", f, d), Linear("feed_forward.w3", f, d)), Linear("feed_forward.w2", d, f),
             Linear("adaLN_modulation", 6 * d, c.CondDim, w.Full(b + "adaLN_modulation.bias")),
             Optional(c.QkNorm, "attention.q_norm.weight"), Optional(c.QkNorm, "attention.q_norm.bias"),
             Optional(c.QkNorm, "attention.k_norm.weight"), Optional(c.QkNorm, "attention.k_norm.bias"),
@@ -157,46 +157,41 @@ public sealed class RuntimeModel
         Span<float> Chunk(int b, int i) => buf.Mod.AsSpan((b * 6 + i) * d, d);
 
         // Attention branch: h = modulate(RMSNorm(x), shift_msa, scale_msa)   (M, D)
-        ForEachImage(n, b =>
-        {
-            Norms.RmsNorm(Image(buf.X, b), blk.AttentionNorm, Image(buf.H, b), d, NormEps);
-            Elementwise.Modulate(Image(buf.H, b), Chunk(b, 0), Chunk(b, 1), Image(buf.H, b), d);
-        });
-        blk.Wq.Forward(buf.H, buf.Q, rows);
-        blk.Wk.Forward(buf.H, buf.K, rows);
-        blk.Wv.Forward(buf.H, buf.V, rows);
+        ForEachImage(n, b => Norms.RmsNormModulate(Image(buf.X, b), blk.AttentionNorm, Chunk(b, 0), Chunk(b, 1), Image(buf.H, b), d, NormEps));
+        blk.Qkv.Forward(buf.H, buf.Qkv, rows);                     // Q, K, V: (M, D) each, one after another
+        int q = 0, k = rows * d, v = 2 * rows * d;
         ForEachImage(n, b =>
         {
             if (blk.QNormWeight != null)
             {
-                Norms.LayerNorm(Image(buf.Q, b), blk.QNormWeight, blk.QNormBias, Image(buf.Q, b), d, NormEps);
-                Norms.LayerNorm(Image(buf.K, b), blk.KNormWeight, blk.KNormBias, Image(buf.K, b), d, NormEps);
+                Norms.LayerNorm(ImageOf(buf.Qkv, q, b, d), blk.QNormWeight, blk.QNormBias, ImageOf(buf.Qkv, q, b, d), d, NormEps);
+                Norms.LayerNorm(ImageOf(buf.Qkv, k, b, d), blk.KNormWeight, blk.KNormBias, ImageOf(buf.Qkv, k, b, d), d, NormEps);
             }
-            _rope.Apply(Image(buf.Q, b), d);
-            _rope.Apply(Image(buf.K, b), d);
+            _rope.Apply(ImageOf(buf.Qkv, q, b, d), d);
+            _rope.Apply(ImageOf(buf.Qkv, k, b, d), d);
         });
-        _attention.Forward(buf.Q, buf.K, buf.V, buf.Attn, n);      // (M, D)
+        _attention.Forward(buf.Qkv.AsMemory(q, rows * d), buf.Qkv.AsMemory(k, rows * d), buf.Qkv.AsMemory(v, rows * d), buf.Attn, n); // (M, D)
         blk.Wo.Forward(buf.Attn, buf.O, rows);
         ForEachImage(n, b =>
         {
             Elementwise.GatedResidual(Image(buf.X, b), Chunk(b, 2), Image(buf.O, b), d);   // x += gate_msa · attn
-            Norms.RmsNorm(Image(buf.X, b), blk.FfnNorm, Image(buf.H, b), d, NormEps);
-            Elementwise.Modulate(Image(buf.H, b), Chunk(b, 3), Chunk(b, 4), Image(buf.H, b), d);
+            Norms.RmsNormModulate(Image(buf.X, b), blk.FfnNorm, Chunk(b, 3), Chunk(b, 4), Image(buf.H, b), d, NormEps);
         });
 
         // SwiGLU branch: x += gate_mlp · w2(silu(w1 h) · w3 h)
         int f = c.FfnHidden;
-        blk.W1.Forward(buf.H, buf.A, rows);                        // (M, F)
-        blk.W3.Forward(buf.H, buf.G, rows);                        // (M, F)
-        ForEachImage(n, b => Elementwise.SwiGluGate(ImageOf(buf.A, b, f), ImageOf(buf.G, b, f), ImageOf(buf.A, b, f)));
-        blk.W2.Forward(buf.A, buf.O, rows);                        // (M, D)
+        blk.W13.Forward(buf.H, buf.Ag, rows);                      // w1 h, then w3 h: (M, F) each
+        int g = rows * f;
+        ForEachImage(n, b => Elementwise.SwiGluGate(ImageOf(buf.Ag, 0, b, f), ImageOf(buf.Ag, g, b, f), ImageOf(buf.Ag, 0, b, f)));
+        blk.W2.Forward(buf.Ag, buf.O, rows);                       // (M, D) from the gated (M, F)
         ForEachImage(n, b => Elementwise.GatedResidual(Image(buf.X, b), Chunk(b, 5), Image(buf.O, b), d));
     }
 
     /// <summary>The T·D rows of image b in a (M, D) buffer.</summary>
-    Span<float> Image(float[] a, int b) => ImageOf(a, b, Config.HiddenSize);
+    Span<float> Image(float[] a, int b) => ImageOf(a, 0, b, Config.HiddenSize);
 
-    Span<float> ImageOf(float[] a, int b, int width) => a.AsSpan(b * Config.Tokens * width, Config.Tokens * width);
+    /// <summary>The T rows of image b in a (M, width) matrix starting at <paramref name="offset"/> of a.</summary>
+    Span<float> ImageOf(float[] a, int offset, int b, int width) => a.AsSpan(offset + b * Config.Tokens * width, Config.Tokens * width);
 
     void ForEachImage(int n, Action<int> body)
     {
@@ -245,13 +240,10 @@ public sealed class RuntimeModel
         public readonly float[] Patches = new float[images * c.Tokens * c.PatchFeatures];
         public readonly float[] X = new float[images * c.Tokens * c.HiddenSize];
         public readonly float[] H = new float[images * c.Tokens * c.HiddenSize];
-        public readonly float[] Q = new float[images * c.Tokens * c.HiddenSize];
-        public readonly float[] K = new float[images * c.Tokens * c.HiddenSize];
-        public readonly float[] V = new float[images * c.Tokens * c.HiddenSize];
+        public readonly float[] Qkv = new float[3 * images * c.Tokens * c.HiddenSize];
         public readonly float[] Attn = new float[images * c.Tokens * c.HiddenSize];
         public readonly float[] O = new float[images * c.Tokens * c.HiddenSize];
-        public readonly float[] A = new float[images * c.Tokens * c.FfnHidden];
-        public readonly float[] G = new float[images * c.Tokens * c.FfnHidden];
+        public readonly float[] Ag = new float[2 * images * c.Tokens * c.FfnHidden];
         public readonly float[] Out = new float[images * c.Tokens * c.PatchSize * c.PatchSize * c.OutChannels];
         public readonly float[] Frequencies = new float[images * FrequencyDim];
         public readonly float[] T1 = new float[images * c.CondDim];

@@ -1,8 +1,11 @@
+using System.Numerics.Tensors;
+
 namespace TerDiT.Runtime.Ops;
 
 /// <summary>
 /// Multi-head softmax attention without masks: for each image b and head h,
-/// <c>O_bh = softmax(Q_bh K_bhᵀ / √hd) V_bh</c>, where Q_bh is the (T, hd) slice of q at columns
+/// <c>O_bh = softmax(Q_bh K_bhᵀ / √hd) V_bh</c> (computed as <c>(E V) / rowsum(E)</c> with E the
+/// unnormalised exponentials), where Q_bh is the (T, hd) slice of q at columns
 /// <c>[h·hd, (h+1)·hd)</c> of the rows of image b. Scores and values go through
 /// <see cref="FloatGemm"/>; (image, head) pairs are spread over threads, each worker with its own
 /// scratch (packed K, packed V, a T×T score block), allocated once and reused.
@@ -11,7 +14,7 @@ namespace TerDiT.Runtime.Ops;
 public sealed class Attention
 {
     readonly int _tokens, _heads, _headDim, _workers;
-    readonly float[][] _keys, _values, _scores;
+    readonly float[][] _keys, _values, _scores, _sums;
 
     /// <param name="tokens">T, tokens per image.</param>
     /// <param name="heads">Number of heads.</param>
@@ -25,11 +28,13 @@ public sealed class Attention
         _keys = new float[workers][];
         _values = new float[workers][];
         _scores = new float[workers][];
+        _sums = new float[workers][];
         for (int w = 0; w < workers; w++)
         {
             _keys[w] = new float[FloatGemm.PackedLength(headDim, tokens)];
             _values[w] = new float[FloatGemm.PackedLength(tokens, headDim)];
             _scores[w] = new float[tokens * tokens];
+            _sums[w] = new float[tokens];
         }
     }
 
@@ -37,7 +42,7 @@ public sealed class Attention
     /// Attention over q, k, v (N·T, D) with D = heads·hd into <paramref name="output"/> (N·T, D),
     /// N = <paramref name="images"/>, using at most the workers given at construction.
     /// </summary>
-    public void Forward(float[] q, float[] k, float[] v, float[] output, int images)
+    public void Forward(ReadOnlyMemory<float> q, ReadOnlyMemory<float> k, ReadOnlyMemory<float> v, Memory<float> output, int images)
     {
         int d = _heads * _headDim;
         long needed = (long)images * _tokens * d;
@@ -57,17 +62,24 @@ public sealed class Attention
         });
     }
 
-    void Head(float[] q, float[] k, float[] v, float[] output, int item, int worker)
+    void Head(ReadOnlyMemory<float> q, ReadOnlyMemory<float> k, ReadOnlyMemory<float> v, Memory<float> output, int item, int worker)
     {
         int d = _heads * _headDim, b = item / _heads, h = item % _heads;
         int offset = b * _tokens * d + h * _headDim;
         float[] keys = _keys[worker], values = _values[worker], scores = _scores[worker];
         // Kᵀ (hd, T) and V (T, hd), each packed into panels.
-        FloatGemm.PackTransposed(k.AsSpan(offset), _tokens, _headDim, d, keys);
-        FloatGemm.PackRowMajor(v.AsSpan(offset), _tokens, _headDim, d, values);
-        // S = Q Kᵀ (T, T), softmax over keys with scale 1/√hd, O = S V (T, hd) written at stride D.
-        FloatGemm.Multiply(q.AsSpan(offset), d, _tokens, _headDim, keys, _tokens, scores, _tokens);
-        Elementwise.ScaledSoftmax(scores, _tokens, 1f / MathF.Sqrt(_headDim));
-        FloatGemm.Multiply(scores, _tokens, _tokens, _tokens, values, _headDim, output.AsSpan(offset), d);
+        FloatGemm.PackTransposed(k.Span[offset..], _tokens, _headDim, d, keys);
+        FloatGemm.PackRowMajor(v.Span[offset..], _tokens, _headDim, d, values);
+        // S = Q Kᵀ (T, T); E = exp(S/√hd − rowmax) with row sums; O = (E V) / sums (T, hd) written at stride D.
+        FloatGemm.Multiply(q.Span[offset..], d, _tokens, _headDim, keys, _tokens, scores, _tokens);
+        float[] sums = _sums[worker];
+        Elementwise.ScaledExpRows(scores, _tokens, 1f / MathF.Sqrt(_headDim), sums);
+        Span<float> o = output.Span[offset..];
+        FloatGemm.Multiply(scores, _tokens, _tokens, _tokens, values, _headDim, o, d);
+        for (int t = 0; t < _tokens; t++)
+        {
+            Span<float> row = o.Slice(t * d, _headDim);
+            TensorPrimitives.Multiply(row, 1f / sums[t], row);
+        }
     }
 }

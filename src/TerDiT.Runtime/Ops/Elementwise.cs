@@ -12,6 +12,9 @@ public static class Elementwise
     {
         if (y.Length < x.Length) throw new ArgumentException($"output holds {y.Length} elements, input has {x.Length}");
         int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+            for (; i + 16 <= x.Length; i += 16)
+                SiluVector(Vector512.Create(x.Slice(i, 16))).CopyTo(y.Slice(i, 16));
         if (Vector256.IsHardwareAccelerated)
             for (; i + 8 <= x.Length; i += 8)
                 SiluVector(Vector256.Create(x.Slice(i, 8))).CopyTo(y.Slice(i, 8));
@@ -24,6 +27,9 @@ public static class Elementwise
         if (b.Length != a.Length || y.Length < a.Length)
             throw new ArgumentException($"SwiGLU operands have {a.Length}, {b.Length} and {y.Length} elements");
         int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+            for (; i + 16 <= a.Length; i += 16)
+                (SiluVector(Vector512.Create(a.Slice(i, 16))) * Vector512.Create(b.Slice(i, 16))).CopyTo(y.Slice(i, 16));
         if (Vector256.IsHardwareAccelerated)
             for (; i + 8 <= a.Length; i += 8)
                 (SiluVector(Vector256.Create(a.Slice(i, 8))) * Vector256.Create(b.Slice(i, 8))).CopyTo(y.Slice(i, 8));
@@ -32,6 +38,8 @@ public static class Elementwise
 
     /// <summary>x / (1 + e^(−x)) with <see cref="Exp"/>.</summary>
     static Vector256<float> SiluVector(Vector256<float> x) => x / (Vector256<float>.One + Exp(-x));
+
+    static Vector512<float> SiluVector(Vector512<float> x) => x / (Vector512<float>.One + Exp(-x));
 
     /// <summary>
     /// adaLN modulate of each row of x (rows, dim): <c>y = x · (1 + scale) + shift</c> with shift and
@@ -65,34 +73,72 @@ public static class Elementwise
     /// <summary>
     /// In-place softmax of each row of x (rows, dim) after scaling:
     /// <c>x = exp(s·x − max(s·x)) / Σ exp(s·x − max(s·x))</c> with <c>s = <paramref name="scale"/> &gt; 0</c>.
-    /// The exponentials use <see cref="Exp"/> (a few ulp).
+    /// The exponentials use <see cref="Exp(Vector256{float})"/> (a few ulp).
     /// </summary>
     public static void ScaledSoftmax(Span<float> x, int dim, float scale)
     {
         int rows = Norms.CheckRows(x.Length, x.Length, dim);
+        Span<float> sums = rows <= 1024 ? stackalloc float[rows] : new float[rows];
+        ScaledExpRows(x, dim, scale, sums);
+        for (int r = 0; r < rows; r++) TensorPrimitives.Multiply(x.Slice(r * dim, dim), 1f / sums[r], x.Slice(r * dim, dim));
+    }
+
+    /// <summary>
+    /// The unnormalised softmax of each row of x (rows, dim), in place: <c>x = exp(s·x − max(s·x))</c>
+    /// with <c>s = <paramref name="scale"/> &gt; 0</c>, and <c>sums[r] = Σ</c> of row r (≥ 1 unless
+    /// the row holds a NaN). One pass for the max, one for exp and sum; callers divide later (attention
+    /// scales its output rows instead of the T×T probabilities).
+    /// </summary>
+    public static unsafe void ScaledExpRows(Span<float> x, int dim, float scale, Span<float> sums)
+    {
+        int rows = Norms.CheckRows(x.Length, x.Length, dim);
         if (!(scale > 0)) throw new ArgumentException($"softmax scale must be positive, got {scale}");
-        for (int r = 0; r < rows; r++)
-        {
-            Span<float> xr = x.Slice(r * dim, dim);
-            float max = TensorPrimitives.Max(xr); // scale > 0, so s·(x − max) = s·x − max(s·x) ≤ 0
-            float sum = 0;
-            int i = 0;
-            if (Vector256.IsHardwareAccelerated)
+        if (sums.Length < rows) throw new ArgumentException($"sums hold {sums.Length} elements, {rows} rows");
+        fixed (float* px = x)
+            for (int r = 0; r < rows; r++)
             {
-                var vmax = Vector256.Create(max);
-                var vscale = Vector256.Create(scale);
-                var acc = Vector256<float>.Zero;
-                for (; i + 8 <= dim; i += 8)
+                float* xr = px + (nint)r * dim;
+                int i = 0;
+                float max, sum = 0;
+                if (Vector512.IsHardwareAccelerated && dim >= 16)
                 {
-                    var e = Exp((Vector256.Create<float>(xr.Slice(i, 8)) - vmax) * vscale);
-                    e.CopyTo(xr.Slice(i, 8));
-                    acc += e;
+                    var vmax = Vector512.Create(float.NegativeInfinity);
+                    for (; i + 16 <= dim; i += 16) vmax = Vector512.Max(vmax, Vector512.Load(xr + i));
+                    max = vmax.ToScalar();
+                    for (int j = 1; j < 16; j++) max = MathF.Max(max, vmax.GetElement(j));
+                    for (; i < dim; i++) max = MathF.Max(max, xr[i]);
+                    // scale > 0, so s·(x − max) = s·x − max(s·x) ≤ 0
+                    var vm = Vector512.Create(max);
+                    var vs = Vector512.Create(scale);
+                    var acc = Vector512<float>.Zero;
+                    for (i = 0; i + 16 <= dim; i += 16)
+                    {
+                        var e = Exp((Vector512.Load(xr + i) - vm) * vs);
+                        e.Store(xr + i);
+                        acc += e;
+                    }
+                    sum = Vector512.Sum(acc);
                 }
-                sum = Vector256.Sum(acc);
+                else
+                {
+                    max = TensorPrimitives.Max(new ReadOnlySpan<float>(xr, dim));
+                    if (Vector256.IsHardwareAccelerated)
+                    {
+                        var vm = Vector256.Create(max);
+                        var vs = Vector256.Create(scale);
+                        var acc = Vector256<float>.Zero;
+                        for (; i + 8 <= dim; i += 8)
+                        {
+                            var e = Exp((Vector256.Load(xr + i) - vm) * vs);
+                            e.Store(xr + i);
+                            acc += e;
+                        }
+                        sum = Vector256.Sum(acc);
+                    }
+                }
+                for (; i < dim; i++) sum += xr[i] = MathF.Exp((xr[i] - max) * scale); // tail
+                sums[r] = sum;
             }
-            for (; i < dim; i++) sum += xr[i] = MathF.Exp((xr[i] - max) * scale); // tail
-            TensorPrimitives.Multiply(xr, 1f / sum, xr);
-        }
     }
 
     /// <summary>
@@ -118,5 +164,25 @@ public static class Elementwise
         // 2ⁿ: n in [−126, 127] here, so (n + 127) << 23 is a normal float's exponent field.
         var pow2 = Vector256.ShiftLeft(Vector256.ConvertToInt32(n) + Vector256.Create(127), 23).AsSingle();
         return Vector256.ConditionalSelect(underflow, Vector256<float>.Zero, p * pow2);
+    }
+
+    /// <summary><see cref="Exp(Vector256{float})"/> on 16 lanes: the same steps and constants.</summary>
+    internal static Vector512<float> Exp(Vector512<float> x)
+    {
+        const float Log2E = 1.44269504088896341f, Ln2Hi = 0.693359375f, Ln2Lo = -2.12194440e-4f;
+        var underflow = Vector512.LessThan(x, Vector512.Create(-87f));
+        x = Vector512.Min(Vector512.Max(x, Vector512.Create(-87f)), Vector512.Create(88f));
+        var n = Vector512.Round(x * Vector512.Create(Log2E));
+        var r = x - n * Vector512.Create(Ln2Hi) - n * Vector512.Create(Ln2Lo);
+        var p = Vector512.Create(1f / 5040);
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(1f / 720));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(1f / 120));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(1f / 24));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(1f / 6));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(0.5f));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(1f));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(1f));
+        var pow2 = Vector512.ShiftLeft(Vector512.ConvertToInt32(n) + Vector512.Create(127), 23).AsSingle();
+        return Vector512.ConditionalSelect(underflow, Vector512<float>.Zero, p * pow2);
     }
 }

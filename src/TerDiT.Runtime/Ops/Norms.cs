@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
 
 namespace TerDiT.Runtime.Ops;
 
@@ -21,6 +22,40 @@ public static class Norms
             TensorPrimitives.Multiply(xr, inv, yr);
             TensorPrimitives.Multiply(yr, weight, yr);
         }
+    }
+
+    /// <summary>
+    /// RMSNorm then adaLN modulate in one pass over each row of x (rows, dim):
+    /// <c>y = (x · r · weight) · (1 + scale) + shift</c> with <c>r = 1 / sqrt(mean(x²) + eps)</c> — the
+    /// same operations, in the same order, as <see cref="RmsNorm"/> followed by
+    /// <see cref="Elementwise.Modulate"/>, so the same bits. <paramref name="y"/> may be <paramref name="x"/>.
+    /// </summary>
+    public static unsafe void RmsNormModulate(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, ReadOnlySpan<float> shift,
+        ReadOnlySpan<float> scale, Span<float> y, int dim, float eps)
+    {
+        if (!Vector512.IsHardwareAccelerated)
+        {
+            RmsNorm(x, weight, y, dim, eps);
+            Elementwise.Modulate(y[..x.Length], shift, scale, y, dim);
+            return;
+        }
+        int rows = CheckRows(x.Length, y.Length, dim);
+        if (weight.Length != dim || shift.Length != dim || scale.Length != dim)
+            throw new ArgumentException($"RMSNorm weight / shift / scale have {weight.Length}/{shift.Length}/{scale.Length} elements, expected {dim}");
+        fixed (float* px = x, pw = weight, psh = shift, psc = scale, py = y)
+            for (int r = 0; r < rows; r++)
+            {
+                float* xr = px + (nint)r * dim, yr = py + (nint)r * dim;
+                float inv = 1f / MathF.Sqrt(TensorPrimitives.SumOfSquares(new ReadOnlySpan<float>(xr, dim)) / dim + eps);
+                var vi = Vector512.Create(inv);
+                int i = 0;
+                for (; i + 16 <= dim; i += 16)
+                {
+                    var h = Vector512.Load(xr + i) * vi * Vector512.Load(pw + i);
+                    Vector512.FusedMultiplyAdd(h, Vector512.Load(psc + i) + Vector512<float>.One, Vector512.Load(psh + i)).Store(yr + i);
+                }
+                for (; i < dim; i++) yr[i] = MathF.FusedMultiplyAdd(xr[i] * inv * pw[i], psc[i] + 1f, psh[i]);
+            }
     }
 
     /// <summary>

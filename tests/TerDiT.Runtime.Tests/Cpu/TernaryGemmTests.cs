@@ -173,4 +173,57 @@ public class TernaryGemmTests
         Assert.Throws<ArgumentOutOfRangeException>(() => TernaryGemm.Multiply(c.X, 2, c.W, y, default, GemmMode.Exact, new TernaryGemmOptions(1, (SimdPath)9)));
         Assert.Throws<ArgumentException>(() => TernaryGemmReference.A8(c.X, 2, c.W, new float[5]));
     }
+
+    [Theory]
+    [MemberData(nameof(PathsAndModes))]
+    public void Stack_GivesEveryPartExactlyItsSingleMatrixResult(SimdPath path, GemmMode mode)
+    {
+        if (!SimdPaths.IsSupported(path)) return;  // covered by the shape test
+        var options = new TernaryGemmOptions(2, path);
+        foreach (var (m, k) in new[] { (1, 100), (17, 257), (40, 384) })
+        {
+            var parts = new[] { 5, 48, 33 }.Select((n, i) => Make(m, k, n, seed: 100 * m + k + i, alpha: 0.2f + 0.3f * i)).ToArray();
+            var x = parts[0].X;
+            if (m > 1) Array.Clear(x, k, k); // a zero row: A8 blocks holding one take the element-wise path
+            var stack = new StackedTernaryMatrix(parts.Select(p => p.W).ToArray());
+            Assert.Equal(86, stack.Rows);
+            var y = new float[m * stack.Rows];
+            TernaryGemm.Multiply(x, m, stack, y, parts.SelectMany(p => p.Bias).ToArray(), mode, options);
+            for (int i = 0; i < parts.Length; i++)
+            {
+                var want = new float[m * parts[i].N];
+                TernaryGemm.Multiply(x, m, parts[i].W, want, parts[i].Bias, mode, options);
+                Assert.Equal(want, y.AsSpan(m * stack.RowOffset(i), want.Length).ToArray());
+            }
+        }
+    }
+
+    [Fact]
+    public void Stack_RejectsMismatchedShapes()
+    {
+        var a = Make(2, 100, 3, 1).W;
+        var e = Assert.Throws<ArgumentException>(() => new StackedTernaryMatrix(a, Make(2, 128, 3, 2).W));
+        Assert.Contains("share K", e.Message);
+        Assert.Throws<ArgumentException>(() => new StackedTernaryMatrix());
+        var stack = new StackedTernaryMatrix(a, a);
+        e = Assert.Throws<ArgumentException>(() => TernaryGemm.Multiply(new float[200], 2, stack, new float[6], default, GemmMode.Exact));
+        Assert.Contains("y must be (2, 6)", e.Message);
+    }
+
+    [Theory]
+    [InlineData(GemmMode.Exact)]
+    [InlineData(GemmMode.A8)]
+    public void ATokensResult_DoesNotDependOnHowManyTokensShareTheCall(GemmMode mode)
+    {
+        // Few-token calls take other kernels (narrow tables, weight decoding); a token's bits must
+        // still equal those it gets inside a large batch (the sampler relies on it).
+        var c = Make(40, 1536, 70, 11);
+        var all = Run(c, mode, SimdPaths.Best, true);
+        foreach (int m in new[] { 1, 2, 3, 4, 5, 8, 9, 17 })
+        {
+            var y = new float[m * c.N];
+            TernaryGemm.Multiply(c.X.AsSpan(0, m * c.K), m, c.W, y, c.Bias, mode, new TernaryGemmOptions(2));
+            Assert.Equal(all.AsSpan(0, m * c.N).ToArray(), y);
+        }
+    }
 }
