@@ -24,7 +24,7 @@ static class SampleCommand
     public static Command Create()
     {
         var checkpoint = new Option<string?>("--checkpoint") { Description = "a .ckpt file, or a run directory (its latest checkpoint); runs on TorchSharp" };
-        var model = new Option<string?>("--model") { Description = "a packed .tdit model (terdit pack); runs on the pure-C# runtime, without libtorch" };
+        var model = new Option<string?>("--model") { Description = $"a packed .tdit model (terdit pack); runs on the pure-C# runtime, without libtorch (default, without --checkpoint: the shipped {ShippedModel.FileName})" };
         var classes = new Option<string?>("--classes") { Description = "comma-separated class indices, one grid row each (default: every class)" };
         var perClass = new Option<int>("--per-class") { Description = "images per class (grid columns)", DefaultValueFactory = _ => 4 };
         var steps = new Option<int>("--steps") { Description = "sampling steps (respaced from 1000)", DefaultValueFactory = _ => 50 };
@@ -45,7 +45,8 @@ static class SampleCommand
         command.SetAction(p => CliApp.Guard(p, stdout =>
         {
             string? ckptPath = p.GetValue(checkpoint), modelPath = p.GetValue(model);
-            if ((ckptPath is null) == (modelPath is null)) throw new ArgumentException("give exactly one of --checkpoint CKPT and --model MODEL.tdit");
+            if (ckptPath is not null && modelPath is not null) throw new ArgumentException("give one of --checkpoint CKPT and --model MODEL.tdit, not both");
+            if (ckptPath is null && modelPath is null) modelPath = ShippedModel.Find();
             double scale = p.GetValue(cfg);
             if (scale < 1 || !double.IsFinite(scale)) throw new ArgumentException($"--cfg must be ≥ 1 (1 = no guidance), not {scale}");
             var s = new Settings(p.GetValue(classes), p.GetValue(perClass), p.GetValue(steps),
