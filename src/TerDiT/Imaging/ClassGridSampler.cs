@@ -1,4 +1,3 @@
-using TerDiT.Runtime.Sampling;
 using TerDiT.Diffusion;
 using TerDiT.Model;
 using TerDiT.Runtime.Sampling;
