@@ -2,26 +2,13 @@ using TerDiT.Cli;
 using TerDiT.Runtime.Config;
 using Xunit;
 
+using static TerDiT.Tests.Terdit;
+
 namespace TerDiT.Tests;
 
 public class CliTests
 {
-    static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var (o, e) = (new StringWriter(), new StringWriter());
-        int code = CliApp.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
 
-    static void AssertUsageError((int Code, string Out, string Err) r, string expected)
-    {
-        Assert.Equal(CliApp.UsageError, r.Code);
-        var lines = r.Err.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        Assert.Single(lines);
-        Assert.StartsWith("terdit: error: ", lines[0]);
-        Assert.Contains(expected, lines[0]);
-        Assert.DoesNotContain(" at ", r.Err); // no stack trace
-    }
 
     [Fact]
     public void InfoPrintsExactParameterCounts()

@@ -3,6 +3,7 @@ using TerDiT.Runtime.Model;
 using TerDiT.Runtime.Sampling;
 using Xunit;
 using static TerDiT.Tests.PackFixtures;
+using static TerDiT.Tests.Terdit;
 
 namespace TerDiT.Tests;
 

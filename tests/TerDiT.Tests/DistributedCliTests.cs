@@ -1,17 +1,13 @@
 using TerDiT.Cli;
 using Xunit;
 
+using static TerDiT.Tests.Terdit;
+
 namespace TerDiT.Tests;
 
 /// <summary>What <c>--gpus</c> checks before any rank starts (launching needs GPUs: see NcclSelfTest).</summary>
 public class DistributedCliTests
 {
-    static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var (o, e) = (new StringWriter(), new StringWriter());
-        int code = CliApp.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
 
     [Theory]
     [InlineData("--gpus needs --device cuda", "--gpus", "2")]

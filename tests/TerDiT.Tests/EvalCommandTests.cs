@@ -7,24 +7,9 @@ using Xunit;
 namespace TerDiT.Tests;
 
 /// <summary>Runs <c>terdit</c> in-process with captured output (shared by the eval, ptq and plot command tests).</summary>
-static class Terdit
+static partial class Terdit
 {
-    public static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var (o, e) = (new StringWriter(), new StringWriter());
-        int code = CliApp.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
 
-    /// <summary>Asserts exit code 2 with one stderr line containing <paramref name="expected"/> and no stack trace.</summary>
-    public static void AssertError((int Code, string Out, string Err) r, string expected)
-    {
-        Assert.Equal(CliApp.UsageError, r.Code);
-        var lines = r.Err.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        Assert.Single(lines);
-        Assert.StartsWith("terdit: error: ", lines[0]);
-        Assert.Contains(expected, lines[0]);
-    }
 
     /// <summary>A 2-step TerDiT-Tiny run on 32 fixture images in <paramref name="runDir"/>.</summary>
     public static void TrainTiny(string runDir, params string[] extra)
@@ -88,9 +73,9 @@ public class EvalCommandTests
     [Fact]
     public void BadEvalInvocationsAreOneLineErrors()
     {
-        Terdit.AssertError(Terdit.Run("eval", "--checkpoint", "/nonexistent/run", "--samples", "20"), "not found");
-        Terdit.AssertError(Terdit.Run("eval", "--checkpoint", "x", "--samples", "5"), "--samples must be at least 10");
-        Terdit.AssertError(Terdit.Run("eval", "--checkpoint", "x", "--samples", "20", "--batch", "0"), "--batch must be positive");
-        Terdit.AssertError(Terdit.Run("eval", "--checkpoint", "x"), "--samples");
+        Terdit.AssertUsageError(Terdit.Run("eval", "--checkpoint", "/nonexistent/run", "--samples", "20"), "not found");
+        Terdit.AssertUsageError(Terdit.Run("eval", "--checkpoint", "x", "--samples", "5"), "--samples must be at least 10");
+        Terdit.AssertUsageError(Terdit.Run("eval", "--checkpoint", "x", "--samples", "20", "--batch", "0"), "--batch must be positive");
+        Terdit.AssertUsageError(Terdit.Run("eval", "--checkpoint", "x"), "--samples");
     }
 }

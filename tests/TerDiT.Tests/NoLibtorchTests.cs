@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Xunit;
 using static TerDiT.Tests.PackFixtures;
+using static TerDiT.Tests.Terdit;
 
 namespace TerDiT.Tests;
 

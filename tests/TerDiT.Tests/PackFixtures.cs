@@ -3,6 +3,7 @@ using TerDiT.Runtime.Config;
 using TerDiT.Training;
 using static TorchSharp.torch;
 
+
 namespace TerDiT.Tests;
 
 /// <summary>Tiny checkpoints and CLI runs shared by the pack and deploy tests.</summary>
@@ -31,20 +32,5 @@ static class PackFixtures
         return path;
     }
 
-    public static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var (o, e) = (new StringWriter(), new StringWriter());
-        int code = CliApp.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
 
-    /// <summary>Asserts exit code 2 and exactly one line <c>terdit: error: …</c> containing <paramref name="expected"/>.</summary>
-    public static void AssertUsageError((int Code, string Out, string Err) r, string expected)
-    {
-        Xunit.Assert.Equal(CliApp.UsageError, r.Code);
-        var lines = r.Err.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        Xunit.Assert.Single(lines);
-        Xunit.Assert.StartsWith("terdit: error: ", lines[0]);
-        Xunit.Assert.Contains(expected, lines[0]);
-    }
 }

@@ -9,6 +9,7 @@ using TerDiT.Training;
 using Xunit;
 using Xunit.Abstractions;
 using static TerDiT.Tests.PackFixtures;
+using static TerDiT.Tests.Terdit;
 using static TorchSharp.torch;
 
 namespace TerDiT.Tests;

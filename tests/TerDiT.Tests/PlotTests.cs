@@ -55,21 +55,21 @@ public class PlotTests
             var good = Path.Combine(dir, "good.jsonl");
             WriteMetrics(good, 1.0, 0.9);
             var png = Path.Combine(dir, "loss.png");
-            Terdit.AssertError(Terdit.Run("plot", "--metrics", good, Path.Combine(dir, "missing.jsonl"), "--out", png), "missing.jsonl not found");
+            Terdit.AssertUsageError(Terdit.Run("plot", "--metrics", good, Path.Combine(dir, "missing.jsonl"), "--out", png), "missing.jsonl not found");
 
             var garbled = Path.Combine(dir, "garbled.jsonl");
             File.WriteAllText(garbled, File.ReadAllText(good) + "{\"step\": 30, \"loss\n");
-            Terdit.AssertError(Terdit.Run("plot", "--metrics", garbled, "--out", png), "garbled.jsonl:3: not a JSON metrics line");
+            Terdit.AssertUsageError(Terdit.Run("plot", "--metrics", garbled, "--out", png), "garbled.jsonl:3: not a JSON metrics line");
 
             var noLoss = Path.Combine(dir, "noloss.jsonl");
             File.WriteAllText(noLoss, "{\"step\": 1, \"mse\": 0.5}\n");
-            Terdit.AssertError(Terdit.Run("plot", "--metrics", noLoss, "--out", png), "noloss.jsonl:1: expected a JSON object with numeric \"step\" and \"loss\"");
+            Terdit.AssertUsageError(Terdit.Run("plot", "--metrics", noLoss, "--out", png), "noloss.jsonl:1: expected a JSON object with numeric \"step\" and \"loss\"");
 
             var empty = Path.Combine(dir, "empty.jsonl");
             File.WriteAllText(empty, "\n");
-            Terdit.AssertError(Terdit.Run("plot", "--metrics", empty, "--out", png), "no metrics lines");
+            Terdit.AssertUsageError(Terdit.Run("plot", "--metrics", empty, "--out", png), "no metrics lines");
 
-            Terdit.AssertError(Terdit.Run("plot", "--metrics", good, "--out", png, "--smooth", "0"), "--smooth must be positive");
+            Terdit.AssertUsageError(Terdit.Run("plot", "--metrics", good, "--out", png, "--smooth", "0"), "--smooth must be positive");
             Assert.False(File.Exists(png));
         }
         finally { Directory.Delete(dir, true); }

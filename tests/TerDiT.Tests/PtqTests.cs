@@ -109,7 +109,7 @@ public class PtqTests
         {
             SaveCheckpoint(Path.Combine(dir, "q"), FullPrecisionTiny with { Ternary = true });
             var r = Terdit.Run("ptq", "--checkpoint", Path.Combine(dir, "q"), "--out", Path.Combine(dir, "out"));
-            Terdit.AssertError(r, "already ternary");
+            Terdit.AssertUsageError(r, "already ternary");
             Assert.False(Directory.Exists(Path.Combine(dir, "out")));
         }
         finally { Directory.Delete(dir, true); }
