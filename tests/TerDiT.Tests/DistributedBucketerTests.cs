@@ -1,4 +1,5 @@
 using TerDiT.Distributed;
+using TerDiT.Training;
 using TorchSharp;
 using Xunit;
 using static TorchSharp.torch;
@@ -8,26 +9,17 @@ namespace TerDiT.Tests;
 
 public class DistributedBucketerTests
 {
-    static (string, Parameter)[] Parameters(params (long Elements, ScalarType Type)[] specs) =>
-        specs.Select((s, i) => ($"p{i}", new Parameter(torch.zeros(s.Elements, s.Type)))).ToArray();
-
     [Fact]
-    public void BucketsFillInReverseOrderUpToTheSizeAndSplitOnDtype()
+    public void BucketsAreConsecutiveSlicesOfAtMostTheSize()
     {
-        // 4-byte elements, 400-byte buckets: (p5) (p4 p3) (p2 = 150 elements, alone) | dtype change | (p1) (p0).
-        var ps = Parameters((10, ScalarType.Float64), (10, ScalarType.Float64), (150, ScalarType.Float32), (50, ScalarType.Float32), (40, ScalarType.Float32), (90, ScalarType.Float32));
+        using var grad = torch.zeros(250);                        // 4-byte elements, 400-byte buckets
         FakeCommunicatorGroup.Run(1, c =>
         {
-            using var b = new GradientBucketer(ps, c, bucketBytes: 400);
-            Assert.Equal(new[] { new[] { "p5" }, new[] { "p4", "p3" }, new[] { "p2" }, new[] { "p1", "p0" } }, b.BucketParameters.Select(x => x.ToArray()).ToArray());
+            using var b = new GradientBucketer(grad, c, bucketBytes: 400);
+            Assert.Equal(new long[] { 100, 100, 50 }, b.BucketElements);
         });
-        var frozen = Parameters((4, ScalarType.Float32), (4, ScalarType.Float32));
-        frozen[0].Item2.requires_grad = false;
-        FakeCommunicatorGroup.Run(1, c =>
-        {
-            using var b = new GradientBucketer(frozen, c);
-            Assert.Equal(new[] { "p1" }, b.BucketParameters.Single());
-        });
+        using var matrix = torch.zeros(4, 4);
+        Assert.Throws<ArgumentException>(() => FakeCommunicatorGroup.Run(1, c => { using var _ = new GradientBucketer(matrix, c); }));
     }
 
     [Fact]
@@ -38,9 +30,10 @@ public class DistributedBucketerTests
         var grads = FakeCommunicatorGroup.Run(W, c =>
         {
             var ps = shapes.Select((s, i) => ($"p{i}", new Parameter(torch.zeros(s)))).ToArray();
+            using var flat = new FlatParameters(ps);
             for (int i = 0; i < ps.Length; i++)
-                ps[i].Item2.grad = torch.arange(ps[i].Item2.NumberOfElements, ScalarType.Float32).reshape(shapes[i]).mul(c.Rank + 1 + i);
-            using var b = new GradientBucketer(ps, c, bucketBytes: 64);
+                ps[i].Item2.grad!.copy_(torch.arange(ps[i].Item2.NumberOfElements, ScalarType.Float32).reshape(shapes[i]).mul(c.Rank + 1 + i));
+            using var b = new GradientBucketer(flat.Grad, c, bucketBytes: 64);
             Assert.True(b.BucketCount >= 3);
             b.AverageGradients();
             return ps.Select(p => p.Item2.grad!.data<float>().ToArray()).ToArray();
@@ -56,25 +49,10 @@ public class DistributedBucketerTests
     [Fact]
     public void WithOneRankGradientsAreUntouched()
     {
-        var ps = Parameters((33, ScalarType.Float32));
-        ps[0].Item2.grad = torch.linspace(-1, 1, 33).mul(1.0 / 3);
-        var before = ps[0].Item2.grad!.data<float>().ToArray();
-        FakeCommunicatorGroup.Run(1, c => { using var b = new GradientBucketer(ps, c); b.AverageGradients(); });
-        Assert.Equal(before, ps[0].Item2.grad!.data<float>().ToArray());
-    }
-
-    [Fact]
-    public void AMissingGradientNamesTheParameter()
-    {
-        var e = Assert.Throws<InvalidOperationException>(() => FakeCommunicatorGroup.Run(2, c =>
-        {
-            var ps = Parameters((3, ScalarType.Float32), (3, ScalarType.Float32));
-            ps[0].Item2.grad = torch.ones(3);
-            if (c.Rank == 0) ps[1].Item2.grad = torch.ones(3);
-            using var b = new GradientBucketer(ps, c);
-            b.AverageGradients();
-        }));
-        Assert.Contains("p1", e.Message);
+        using var grad = torch.linspace(-1, 1, 33).mul(1.0 / 3);
+        var before = grad.data<float>().ToArray();
+        FakeCommunicatorGroup.Run(1, c => { using var b = new GradientBucketer(grad, c); b.AverageGradients(); });
+        Assert.Equal(before, grad.data<float>().ToArray());
     }
 
     /// <summary>The data-parallel contract: W ranks with B samples each take the step of one process with W·B samples.</summary>
@@ -91,17 +69,18 @@ public class DistributedBucketerTests
         {
             using var model = MakeModel();
             model.load_state_dict(init);
-            using var optimizer = torch.optim.AdamW(model.parameters(), lr: 1e-2, weight_decay: 0.01);
-            using var bucketer = c is null ? null : new GradientBucketer(model.named_parameters().Select(p => (p.name, p.parameter)), c, bucketBytes: 100);
+            using var flat = new FlatParameters(model.named_parameters().Select(p => (p.name, p.parameter)));
+            using var optimizer = new AdamW(flat, lr: 1e-2, weightDecay: 0.01);
+            using var bucketer = c is null ? null : new GradientBucketer(flat.Grad, c, bucketBytes: 100);
             for (int s = 0; s < Steps; s++)
             {
                 using var scope = torch.NewDisposeScope();
                 var xs = x[s]; var ts = target[s];                                                 // (N, ·)
                 if (c is not null) { xs = DataSharding.ShardRows(xs, c.Rank, W); ts = DataSharding.ShardRows(ts, c.Rank, W); } // (N/W, ·)
-                optimizer.zero_grad();
+                flat.ZeroGrad();
                 nn.functional.mse_loss(model.forward(xs), ts).backward();
                 bucketer?.AverageGradients();
-                optimizer.step();
+                optimizer.Step();
             }
             return model.parameters().SelectMany(p => p.data<float>().ToArray()).ToArray();
         }

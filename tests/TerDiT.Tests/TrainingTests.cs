@@ -24,14 +24,15 @@ public class TrainingTests
         var init = new[] { randn([5, 3], generator: g), randn([4], generator: g) };
         var mine = init.Select(t => new TorchSharp.Modules.Parameter(t.clone())).ToArray();
         var theirs = init.Select(t => new TorchSharp.Modules.Parameter(t.clone())).ToArray();
-        using var adam = new AdamW(mine.Select((p, i) => ($"p{i}", p)), lr: 0.01, weightDecay: 0.1);
+        using var flat = new FlatParameters(mine.Select((p, i) => ($"p{i}", p)));
+        using var adam = new AdamW(flat, lr: 0.01, weightDecay: 0.1);
         var reference = optim.AdamW(theirs, lr: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.1);
         for (int step = 0; step < 6; step++)
         {
             for (int i = 0; i < mine.Length; i++)
             {
                 using var grad = randn(mine[i].shape, generator: g).mul(step + 1);
-                mine[i].grad = grad.clone();
+                mine[i].grad!.copy_(grad);
                 theirs[i].grad = grad.clone();
             }
             adam.Step();

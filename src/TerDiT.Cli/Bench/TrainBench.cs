@@ -16,6 +16,8 @@ namespace TerDiT.Cli.Bench;
 /// <c>terdit bench train</c>: training step time and images/s of each preset, ternary vs full precision,
 /// same batch, measured in the same run with the two variants' steps interleaved (so load from other
 /// processes hits both alike). Reports medians and the ratio ternary/FP of the step time.
+/// With <c>--gpus N</c> the same measurement runs data-parallel on N GPUs (<c>--batch</c> is the global
+/// batch, as in <c>train</c>); rank 0 times the steps, all-reduce included, and writes the JSON.
 /// </summary>
 static class TrainBench
 {
@@ -30,14 +32,21 @@ static class TrainBench
         var device = DeviceOption.Create();
         var threads = ThreadsOption.Create();
         var precision = PrecisionOption.Create();
+        var gpus = GpusOption.Create("data-parallel ranks, one GPU each (needs --device cuda; --batch is the global batch)");
         var command = new Command("train", "Benchmark training steps: ternary vs full precision.");
-        foreach (var o in new Option[] { presets, batch, steps, warmup, dataDir, output, device, precision, threads }) command.Add(o);
+        foreach (var o in new Option[] { presets, batch, steps, warmup, dataDir, output, device, precision, threads, gpus }) command.Add(o);
         command.SetAction(p => CliApp.Guard(p, stdout =>
         {
             ThreadsOption.Apply(p.GetValue(threads));
             int b = p.GetValue(batch), n = p.GetValue(steps), w = p.GetValue(warmup);
             if (b <= 0 || n <= 0 || w < 0) throw new ArgumentException("--batch and --steps must be positive, --warmup ≥ 0");
+            int worldSize = p.GetValue(gpus);
+            if (worldSize > 1 && p.GetValue(device) != "cuda") throw new ArgumentException("--gpus needs --device cuda");
+            Distributed.DataSharding.PerRank(b, worldSize);
+            if (GpusOption.LaunchIfNeeded(p, worldSize, Path.GetTempPath(), forwardAllOutput: false) is { } exitCode) return exitCode;
             var dev = DeviceOption.Resolve(p.GetValue(device)!);
+            using var communicator = GpusOption.Join(worldSize, dev);
+            bool main = communicator is null || communicator.Rank == 0;
             var results = new JsonArray();
             foreach (var name in p.GetValue(presets)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
             {
@@ -46,7 +55,7 @@ static class TrainBench
                 var images = config.InChannels == 1
                     ? DatasetSource.Load(DatasetSource.FashionMnistName, config, p.GetValue(dataDir))
                     : RandomImages(config, count: Math.Max(4 * b, 64));
-                var (ternary, full) = Measure(config, images, b, n, w, dev, p.GetValue(precision));
+                var (ternary, full) = Measure(config, images, b, n, w, dev, p.GetValue(precision), communicator);
                 double ratio = Median(ternary) / Median(full);
                 stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"{name}: ternary {Median(ternary) * 1000:F1} ms/step ({b / Median(ternary):F1} img/s), full precision {Median(full) * 1000:F1} ms/step ({b / Median(full):F1} img/s), ternary/FP time {ratio:F3}"));
@@ -66,11 +75,12 @@ static class TrainBench
                 ["command"] = "terdit " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1)),
                 ["date_utc"] = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture),
                 ["machine"] = Machine(dev),
-                ["batch"] = b, ["timed_steps"] = n, ["warmup_steps"] = w,
+                ["gpus"] = worldSize, ["batch"] = b, ["batch_per_gpu"] = b / worldSize, ["timed_steps"] = n, ["warmup_steps"] = w,
                 ["precision"] = p.GetValue(precision).ToString().ToLowerInvariant(),
                 ["method"] = "ternary and full-precision steps interleaved; medians of per-step wall time",
                 ["results"] = results,
             };
+            if (!main) return 0;
             var path = p.GetValue(output)!;
             Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
             File.WriteAllText(path + ".tmp", doc.ToJsonString(new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }) + "\n");
@@ -83,14 +93,14 @@ static class TrainBench
 
     /// <summary>Per-step seconds of the ternary and the full-precision variant, steps interleaved.</summary>
     static (List<double> Ternary, List<double> Full) Measure(TerDiTConfig config, LabeledImages images, int batch, int steps, int warmup,
-        torch.Device device, TrainPrecision precision)
+        torch.Device device, TrainPrecision precision, Distributed.ICommunicator? communicator)
     {
         var root = Directory.CreateTempSubdirectory("terdit-bench").FullName;
         try
         {
             var options = new TrainOptions { Steps = warmup + steps, BatchSize = batch, CheckpointEvery = 0, Precision = precision };
-            using var ternary = Trainer.Start(config with { Ternary = true }, options, images, "fashion-mnist", Path.Combine(root, "ternary"), device);
-            using var full = Trainer.Start(config with { Ternary = false }, options, images, "fashion-mnist", Path.Combine(root, "full"), device);
+            using var ternary = Trainer.Start(config with { Ternary = true }, options, images, "fashion-mnist", Path.Combine(root, "ternary"), device, communicator: communicator);
+            using var full = Trainer.Start(config with { Ternary = false }, options, images, "fashion-mnist", Path.Combine(root, "full"), device, communicator: communicator);
             var (t, f) = (new List<double>(), new List<double>());
             for (int i = 0; i < warmup + steps; i++)
             {

@@ -44,7 +44,8 @@ static class PtqCommand
             throw new ArgumentException($"{source} is already ternary (trained with quantization); ptq needs a full-precision checkpoint (train --full-precision)");
         using var model = new TerDiTModel(ckpt.Config with { Ternary = true });
         model.LoadFullPrecisionWeights(ckpt.Weights(kind));
-        using var optimizer = new AdamW(model.named_parameters().Select(p => (p.name, p.parameter)), ckpt.Options.LearningRate,
+        using var flat = new FlatParameters(model.named_parameters().Select(p => (p.name, p.parameter)));
+        using var optimizer = new AdamW(flat, ckpt.Options.LearningRate,
             weightDecay: ckpt.Options.WeightDecay);
         var weightsByName = model.named_parameters().ToDictionary(p => p.name, p => (TorchSharp.torch.Tensor)p.parameter);
         var result = new Checkpoint

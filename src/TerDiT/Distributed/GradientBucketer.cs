@@ -1,17 +1,15 @@
 using TorchSharp;
 using static TorchSharp.torch;
-using Parameter = TorchSharp.Modules.Parameter;
 
 namespace TerDiT.Distributed;
 
 /// <summary>
-/// Averages parameter gradients across ranks the way PyTorch DDP does, in buckets: the gradients are
-/// packed into flat buffers of about <c>bucketBytes</c> each (one dtype and device per bucket, filled in
-/// reverse registration order, which is roughly the order backward produces them), every buffer is
-/// all-reduced in one grouped collective, divided by WorldSize and unpacked into the gradients.
-/// After <see cref="AverageGradients"/> every rank holds <c>mean over ranks of grad_r</c>, bit-identical
-/// on all ranks, so W ranks with per-rank batch B take the same step as one process with batch W·B
-/// (when the loss is a mean over the batch).
+/// Averages the gradients across ranks in buckets, as PyTorch DDP does: the gradients live in one flat
+/// buffer (<see cref="Training.FlatParameters.Grad"/>), which is cut into consecutive slices of at most
+/// <c>bucketBytes</c>; every slice is all-reduced in one grouped collective, and the buffer divided by
+/// WorldSize. No packing or copying: the slices are views of the gradients themselves. Afterwards every
+/// rank holds <c>mean over ranks of grad_r</c>, bit-identical on all ranks, so W ranks with per-rank batch
+/// B take the same step as one process with batch W·B (when the loss is a mean over the batch).
 /// <para>
 /// Not overlapped with backward: TorchSharp 0.107 exposes no tensor gradient hooks (no
 /// <c>Tensor.register_hook</c> nor post-accumulate-grad hooks; only module forward hooks), so there is
@@ -25,90 +23,42 @@ public sealed class GradientBucketer : IDisposable
     public const long DefaultBucketBytes = 25L << 20;
 
     readonly ICommunicator communicator;
-    readonly Bucket[] buckets;
+    readonly Tensor gradient;   // (P)
+    readonly Tensor[] buckets;  // consecutive views of gradient
 
-    /// <param name="parameters">The parameters to synchronise, with names for error messages; those with
-    /// <c>requires_grad</c> false are skipped. Every rank must pass the same list in the same order.</param>
-    /// <param name="bucketBytes">Target bucket size; a parameter larger than this gets a bucket of its own.</param>
-    public GradientBucketer(IEnumerable<(string Name, Parameter Param)> parameters, ICommunicator communicator, long bucketBytes = DefaultBucketBytes)
+    /// <param name="gradient">The flat gradient buffer (one dimension), the same size on every rank.</param>
+    /// <param name="bucketBytes">Largest bucket; the last one holds the remainder.</param>
+    public GradientBucketer(Tensor gradient, ICommunicator communicator, long bucketBytes = DefaultBucketBytes)
     {
         if (bucketBytes <= 0) throw new ArgumentOutOfRangeException(nameof(bucketBytes), $"bucket size must be positive, not {bucketBytes}");
+        if (gradient.dim() != 1 || !gradient.is_contiguous()) throw new ArgumentException("the gradient buffer must be flat and contiguous");
         this.communicator = communicator;
-        var list = parameters.Where(p => p.Param.requires_grad).Reverse().ToArray();
-        var result = new List<Bucket>();
-        var current = new List<(string, Parameter)>();
-        long bytes = 0;
-        foreach (var p in list)
-        {
-            long size = p.Param.NumberOfElements * p.Param.ElementSize;
-            bool compatible = current.Count == 0 || (current[0].Item2.dtype == p.Param.dtype && current[0].Item2.device.ToString() == p.Param.device.ToString());
-            if (current.Count > 0 && (!compatible || bytes + size > bucketBytes))
-            {
-                result.Add(new Bucket(current.ToArray()));
-                current.Clear(); bytes = 0;
-            }
-            current.Add(p); bytes += size;
-        }
-        if (current.Count > 0) result.Add(new Bucket(current.ToArray()));
-        buckets = result.ToArray();
+        this.gradient = gradient;
+        long perBucket = Math.Max(1, bucketBytes / gradient.ElementSize), total = gradient.NumberOfElements;
+        buckets = Enumerable.Range(0, (int)((total + perBucket - 1) / perBucket))
+            .Select(i => gradient.narrow(0, i * perBucket, Math.Min(perBucket, total - i * perBucket)).DetachFromDisposeScope())
+            .ToArray();
     }
 
     /// <summary>Number of buckets.</summary>
     public int BucketCount => buckets.Length;
 
-    /// <summary>Names of the parameters in each bucket, in packing order.</summary>
-    public IReadOnlyList<IReadOnlyList<string>> BucketParameters => buckets.Select(b => (IReadOnlyList<string>)b.Parameters.Select(p => p.Name).ToArray()).ToArray();
+    /// <summary>Elements in each bucket, in buffer order.</summary>
+    public IReadOnlyList<long> BucketElements => buckets.Select(b => b.NumberOfElements).ToArray();
 
     /// <summary>
-    /// Replaces every gradient by its mean over ranks. Every synchronised parameter must have a
-    /// gradient on every rank (unused parameters are not supported: a rank without a gradient throws,
-    /// naming the parameter). With one rank the gradients go through the same packing and collective
-    /// and come back unchanged (what the NCCL self-test exercises).
+    /// Replaces every gradient by its mean over ranks. With one rank the gradients go through the same
+    /// collective and come back unchanged (what the NCCL self-test exercises).
     /// </summary>
     public void AverageGradients()
     {
         using var _ = torch.no_grad();
-        using var scope = torch.NewDisposeScope();
-        foreach (var b in buckets) b.Pack();
-        communicator.AllReduceSum(buckets.Select(b => b.Buffer!).ToArray());
-        foreach (var b in buckets) b.UnpackAverage(communicator.WorldSize);
+        communicator.AllReduceSum(buckets);
+        if (communicator.WorldSize > 1) gradient.div_(communicator.WorldSize);
     }
 
     public void Dispose()
     {
-        foreach (var b in buckets) b.Buffer?.Dispose();
-    }
-
-    sealed class Bucket((string Name, Parameter Param)[] parameters)
-    {
-        public (string Name, Parameter Param)[] Parameters => parameters;
-        public Tensor? Buffer { get; private set; }
-
-        public void Pack()
-        {
-            var first = parameters[0].Param;
-            Buffer ??= torch.empty(parameters.Sum(p => p.Param.NumberOfElements), first.dtype, first.device).DetachFromDisposeScope();
-            long offset = 0;
-            foreach (var (name, p) in parameters)
-            {
-                var g = p.grad ?? throw new InvalidOperationException(
-                    $"parameter {name} has no gradient: every trainable parameter must receive a gradient on every rank each step");
-                long n = p.NumberOfElements;
-                Buffer.narrow(0, offset, n).view(p.shape).copy_(g);
-                offset += n;
-            }
-        }
-
-        public void UnpackAverage(int worldSize)
-        {
-            Buffer!.div_(worldSize);
-            long offset = 0;
-            foreach (var (_, p) in parameters)
-            {
-                long n = p.NumberOfElements;
-                p.grad!.copy_(Buffer.narrow(0, offset, n).view(p.shape));
-                offset += n;
-            }
-        }
+        foreach (var b in buckets) b.Dispose();
     }
 }

@@ -77,8 +77,9 @@ public static class NcclSelfTest
             var shapes = new long[][] { [300, 7], [13], [1024], [5, 5, 5], [2000] };
             var ps = shapes.Select((s, i) => ($"p{i}", new Parameter(torch.zeros(s, device: device)))).ToArray();
             var g0 = shapes.Select((s, i) => torch.arange(s.Aggregate(1L, (a, d) => a * d), ScalarType.Float32).mul(0.37 + i).sin().reshape(s)).ToArray();
-            for (int i = 0; i < ps.Length; i++) ps[i].Item2.grad = g0[i].mul(r + 1).to(device);
-            using var bucketer = new GradientBucketer(ps, comm, bucketBytes: 4096);
+            using var flat = new Training.FlatParameters(ps);
+            for (int i = 0; i < ps.Length; i++) ps[i].Item2.grad!.copy_(g0[i].mul(r + 1));
+            using var bucketer = new GradientBucketer(flat.Grad, comm, bucketBytes: 4096);
             bucketer.AverageGradients();
             double err = 0;
             for (int i = 0; i < ps.Length; i++)

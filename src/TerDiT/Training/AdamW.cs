@@ -1,6 +1,5 @@
 using TorchSharp;
 using static TorchSharp.torch;
-using Parameter = TorchSharp.Modules.Parameter;
 
 namespace TerDiT.Training;
 
@@ -12,25 +11,26 @@ namespace TerDiT.Training;
 /// m ← β1·m + (1−β1)·g;   v ← β2·v + (1−β2)·g²
 /// p ← p − lr/(1−β1^t) · m / (√v/√(1−β2^t) + ε)
 /// </code>
-/// Parameters without a gradient are skipped (their moments stay as they are).
+/// It updates <see cref="FlatParameters"/> as one buffer: six kernels a step for the whole model. Unlike
+/// torch's, a parameter that received no gradient is not skipped (its gradient reads as zero).
 /// </summary>
 public sealed class AdamW : IDisposable
 {
-    readonly (string Name, Parameter Param)[] parameters;
-    readonly Tensor[] expAvg, expAvgSq;
+    readonly FlatParameters parameters;
+    readonly Tensor expAvg, expAvgSq; // (P) each, laid out like parameters.Data
 
     public const double DefaultBeta1 = 0.9, DefaultBeta2 = 0.999, DefaultEps = 1e-8;
 
-    public AdamW(IEnumerable<(string Name, Parameter Param)> parameters, double lr = 1e-4, double beta1 = DefaultBeta1, double beta2 = DefaultBeta2,
+    public AdamW(FlatParameters parameters, double lr = 1e-4, double beta1 = DefaultBeta1, double beta2 = DefaultBeta2,
         double eps = DefaultEps, double weightDecay = 0)
     {
         if (lr <= 0 || !double.IsFinite(lr)) throw new ArgumentException($"learning rate must be positive, not {lr}");
         if (beta1 is < 0 or >= 1 || beta2 is < 0 or >= 1) throw new ArgumentException("Adam betas must lie in [0, 1)");
         if (weightDecay < 0) throw new ArgumentException($"weight decay must be ≥ 0, not {weightDecay}");
-        this.parameters = parameters.ToArray();
+        this.parameters = parameters;
         LearningRate = lr; Beta1 = beta1; Beta2 = beta2; Eps = eps; WeightDecay = weightDecay;
-        expAvg = this.parameters.Select(p => torch.zeros_like(p.Param).DetachFromDisposeScope()).ToArray();
-        expAvgSq = this.parameters.Select(p => torch.zeros_like(p.Param).DetachFromDisposeScope()).ToArray();
+        expAvg = parameters.ZerosLikeData();
+        expAvgSq = parameters.ZerosLikeData();
     }
 
     public double LearningRate { get; }
@@ -48,32 +48,18 @@ public sealed class AdamW : IDisposable
         double bc1 = 1 - Math.Pow(Beta1, StepCount), bc2Sqrt = Math.Sqrt(1 - Math.Pow(Beta2, StepCount));
         using var _ = torch.no_grad();
         using var scope = torch.NewDisposeScope();
-        for (int i = 0; i < parameters.Length; i++)
-        {
-            var p = parameters[i].Param;
-            var g = p.grad;
-            if (g is null) continue;
-            if (WeightDecay != 0) p.mul_(1 - LearningRate * WeightDecay);
-            expAvg[i].lerp_(g, 1 - Beta1);
-            expAvgSq[i].mul_(Beta2).addcmul_(g, g, 1 - Beta2);
-            var denom = expAvgSq[i].sqrt().div_(bc2Sqrt).add_(Eps);
-            p.addcdiv_(expAvg[i], denom, -LearningRate / bc1);
-        }
+        var (p, g) = (parameters.Data, parameters.Grad);
+        if (WeightDecay != 0) p.mul_(1 - LearningRate * WeightDecay);
+        expAvg.lerp_(g, 1 - Beta1);
+        expAvgSq.mul_(Beta2).addcmul_(g, g, 1 - Beta2);
+        var denom = expAvgSq.sqrt().div_(bc2Sqrt).add_(Eps);
+        p.addcdiv_(expAvg, denom, -LearningRate / bc1);
     }
 
-    /// <summary>Drops every parameter's gradient.</summary>
-    public void ZeroGrad()
-    {
-        foreach (var (_, p) in parameters)
-            if (p.grad is { } g) { g.detach_(); g.zero_(); }
-    }
-
-    /// <summary>The moments by name: <c>exp_avg.NAME</c> and <c>exp_avg_sq.NAME</c> (live tensors, not copies).</summary>
-    public IEnumerable<(string Name, Tensor Value)> State()
-    {
-        for (int i = 0; i < parameters.Length; i++) yield return ("exp_avg." + parameters[i].Name, expAvg[i]);
-        for (int i = 0; i < parameters.Length; i++) yield return ("exp_avg_sq." + parameters[i].Name, expAvgSq[i]);
-    }
+    /// <summary>The moments by name: <c>exp_avg.NAME</c> and <c>exp_avg_sq.NAME</c> (live views, not copies).</summary>
+    public IEnumerable<(string Name, Tensor Value)> State() =>
+        parameters.Views(expAvg).Select(v => ("exp_avg." + v.Name, v.View))
+            .Concat(parameters.Views(expAvgSq).Select(v => ("exp_avg_sq." + v.Name, v.View)));
 
     /// <summary>Restores <see cref="State"/> and <see cref="StepCount"/>; every moment must be present with its parameter's shape.</summary>
     public void LoadState(long stepCount, IReadOnlyDictionary<string, Tensor> state)
@@ -92,7 +78,7 @@ public sealed class AdamW : IDisposable
 
     public void Dispose()
     {
-        foreach (var t in expAvg) t.Dispose();
-        foreach (var t in expAvgSq) t.Dispose();
+        expAvg.Dispose();
+        expAvgSq.Dispose();
     }
 }

@@ -1,39 +1,37 @@
 using TorchSharp;
 using static TorchSharp.torch;
-using Parameter = TorchSharp.Modules.Parameter;
 
 namespace TerDiT.Training;
 
 /// <summary>
 /// Exponential moving average of a model's parameters, <c>ema ← decay·ema + (1−decay)·p</c> after every
-/// optimizer step, starting from a copy of the initial weights (as DiT does).
+/// optimizer step, starting from a copy of the initial weights (as DiT does), over <see cref="FlatParameters"/>.
 /// </summary>
 public sealed class Ema : IDisposable
 {
-    readonly (string Name, Parameter Param)[] parameters;
-    readonly Tensor[] shadow;
+    readonly FlatParameters parameters;
+    readonly Tensor shadow; // (P), laid out like parameters.Data
 
-    public Ema(IEnumerable<(string Name, Parameter Param)> parameters, double decay)
+    public Ema(FlatParameters parameters, double decay)
     {
         if (decay is < 0 or > 1) throw new ArgumentException($"EMA decay must lie in [0, 1], not {decay}");
-        this.parameters = parameters.ToArray();
+        this.parameters = parameters;
         Decay = decay;
         using var _ = torch.no_grad();
-        shadow = this.parameters.Select(p => p.Param.detach().clone().DetachFromDisposeScope()).ToArray();
+        shadow = parameters.Data.detach().clone().DetachFromDisposeScope();
     }
 
     public double Decay { get; }
 
-    /// <summary>Moves the average one step towards the current parameters.</summary>
+    /// <summary>Moves the average one step towards the current parameters (two kernels for the whole model).</summary>
     public void Update()
     {
         using var _ = torch.no_grad();
-        for (int i = 0; i < shadow.Length; i++)
-            shadow[i].mul_(Decay).add_(parameters[i].Param, 1 - Decay);
+        shadow.mul_(Decay).add_(parameters.Data, 1 - Decay);
     }
 
-    /// <summary>The averaged weights by parameter name (live tensors, not copies).</summary>
-    public IEnumerable<(string Name, Tensor Value)> Weights() => parameters.Select((p, i) => (p.Name, shadow[i]));
+    /// <summary>The averaged weights by parameter name (live views, not copies).</summary>
+    public IEnumerable<(string Name, Tensor Value)> Weights() => parameters.Views(shadow);
 
     /// <summary>Restores the averaged weights; every parameter must be present with its shape.</summary>
     public void Load(IReadOnlyDictionary<string, Tensor> weights)
@@ -50,6 +48,6 @@ public sealed class Ema : IDisposable
 
     public void Dispose()
     {
-        foreach (var t in shadow) t.Dispose();
+        shadow.Dispose();
     }
 }

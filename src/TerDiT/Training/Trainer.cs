@@ -27,7 +27,7 @@ public sealed class Trainer : IDisposable
     readonly LabeledImages data;
     readonly DataOrder order;
     readonly GaussianDiffusion diffusion = new(DiffusionSchedule.Linear(), VarianceKind.LearnedRange);
-    readonly TorchSharp.Modules.Parameter[] parameters;
+    readonly FlatParameters flat;
     readonly AdamW optimizer;
     readonly Ema ema;
     readonly MetricsLog? metrics;          // rank 0 only
@@ -50,15 +50,11 @@ public sealed class Trainer : IDisposable
         dataInfo = new DataInfo(dataSpec, data.Count);
         if (this.device.type != DeviceType.CPU || dtype != ScalarType.Float32) model.to(this.device, dtype);
         model.ComputeDType = options.Precision == TrainPrecision.Bf16 ? ScalarType.BFloat16 : null;
-        var named = model.named_parameters().ToArray();
-        parameters = named.Select(p => p.parameter).ToArray();
-        optimizer = new AdamW(named, options.LearningRate, weightDecay: options.WeightDecay);
-        ema = new Ema(named, options.EmaDecay);
-        if (communicator is not null)
-        {
-            communicator.BroadcastFromRankZero(model);
-            bucketer = new GradientBucketer(named.Select(p => (p.name, p.parameter)), communicator);
-        }
+        communicator?.BroadcastFromRankZero(model);
+        flat = new FlatParameters(model.named_parameters().Select(p => (p.name, p.parameter)));
+        if (communicator is not null) bucketer = new GradientBucketer(flat.Grad, communicator);
+        optimizer = new AdamW(flat, options.LearningRate, weightDecay: options.WeightDecay);
+        ema = new Ema(flat, options.EmaDecay);
         if (!IsMain) return;
         Directory.CreateDirectory(Path.Combine(runDir, "checkpoints"));
         metrics = new MetricsLog(MetricsPath, step);
@@ -147,10 +143,10 @@ public sealed class Trainer : IDisposable
         Model.train();
         var (loss, mse, _) = diffusion.TrainingLosses((xt, tt, yy) => Model.call(xt, tt, yy), x, t, yDropped, noise); // (B) each
         var lossMean = loss.mean();
-        optimizer.ZeroGrad();
+        flat.ZeroGrad();
         lossMean.backward();
         bucketer?.AverageGradients();
-        double gradNorm = nn.utils.clip_grad_norm_(parameters, Options.GradClip > 0 ? Options.GradClip : double.PositiveInfinity);
+        double gradNorm = flat.ClipGradNorm(Options.GradClip > 0 ? Options.GradClip : double.PositiveInfinity);
         optimizer.Step();
         ema.Update();
         Step++;
@@ -209,6 +205,7 @@ public sealed class Trainer : IDisposable
         bucketer?.Dispose();
         optimizer.Dispose();
         ema.Dispose();
+        flat.Dispose();
         Model.Dispose();
     }
 }
