@@ -71,11 +71,49 @@ public class EvalCommandTests
     }
 
     [Fact]
+    public void EvalOfAPackedModelRunsOnTheRuntimeInBothModes()
+    {
+        var dir = Directory.CreateTempSubdirectory("cli-eval-packed").FullName;
+        try
+        {
+            var run = Path.Combine(dir, "run");
+            Terdit.TrainTiny(run);
+            var model = Path.Combine(dir, "tiny.tdit");
+            Assert.Equal(0, Terdit.Run("pack", "--checkpoint", run, "--out", model, "--fp-dtype", "f32").Code);
+            JsonNode Eval(string mode, string name)
+            {
+                var json = Path.Combine(dir, name);
+                var r = Terdit.Run("eval", "--model", model, "--mode", mode, "--samples", "20", "--steps", "2", "--batch", "8", "--seed", "7",
+                    "--reference-dir", Fixtures.FashionMnistDirectory, "--out", json, "--threads", "1");
+                Assert.True(r.Code == 0, r.Err);
+                Assert.Contains($"runtime {(mode == "a8" ? "A8" : "Exact")}", r.Out);
+                return JsonNode.Parse(File.ReadAllText(json))!;
+            }
+            var exact = Eval("exact", "exact.json");
+            Assert.Equal(Path.GetFullPath(model), (string)exact["packed_model"]!);
+            Assert.Null(exact["step"]);
+            Assert.Equal("exact", (string)exact["settings"]!["mode"]!);
+            Assert.Null(exact["settings"]!["weights"]);
+            Assert.True(double.IsFinite((double)exact["result"]!["Fid"]!));
+            Assert.Equal(exact["result"]!.ToJsonString(), Eval("exact", "again.json")["result"]!.ToJsonString()); // reproducible
+            var a8 = Eval("a8", "a8.json");
+            Assert.Equal("a8", (string)a8["settings"]!["mode"]!);
+            Assert.InRange((double)a8["result"]!["ClassAccuracy"]!, 0, 1);
+
+            Terdit.AssertUsageError(Terdit.Run("eval", "--model", model, "--checkpoint", run, "--samples", "20"), "one of --checkpoint");
+            Terdit.AssertUsageError(Terdit.Run("eval", "--model", model, "--samples", "20", "--device", "cuda"), "--model runs on the CPU runtime");
+            Terdit.AssertUsageError(Terdit.Run("eval", "--checkpoint", run, "--samples", "20", "--mode", "a8"), "--mode a8 runs on the packed runtime");
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
     public void BadEvalInvocationsAreOneLineErrors()
     {
         Terdit.AssertUsageError(Terdit.Run("eval", "--checkpoint", "/nonexistent/run", "--samples", "20"), "not found");
         Terdit.AssertUsageError(Terdit.Run("eval", "--checkpoint", "x", "--samples", "5"), "--samples must be at least 10");
         Terdit.AssertUsageError(Terdit.Run("eval", "--checkpoint", "x", "--samples", "20", "--batch", "0"), "--batch must be positive");
         Terdit.AssertUsageError(Terdit.Run("eval", "--checkpoint", "x"), "--samples");
+        Terdit.AssertUsageError(Terdit.Run("eval", "--samples", "20"), "give one of --checkpoint CKPT and --model MODEL.tdit");
     }
 }

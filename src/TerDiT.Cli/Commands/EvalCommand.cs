@@ -7,6 +7,7 @@ using Spectre.Console;
 using TerDiT.Data;
 using TerDiT.Evaluation;
 using TerDiT.Imaging;
+using TerDiT.Runtime.Cpu;
 using TerDiT.Runtime.Sampling;
 using TerDiT.Training;
 using static TorchSharp.torch;
@@ -14,7 +15,8 @@ using static TorchSharp.torch;
 namespace TerDiT.Cli.Commands;
 
 /// <summary>
-/// <c>terdit eval</c>: samples N images with balanced classes (sample i asks for class i mod 10) from a checkpoint and
+/// <c>terdit eval</c>: samples N images with balanced classes (sample i asks for class i mod 10) from a checkpoint
+/// (TorchSharp, CPU or CUDA) or a packed model (the pure-C# runtime, exact or a8) and
 /// scores them against the Fashion-MNIST test split with the committed classifier (FID, precision, recall, class
 /// accuracy; docs/EVAL.md). Batch b draws its noise from a CPU generator seeded <c>Seeds.Derive(seed, 4, b)</c>, so the
 /// result depends on the seed and the batch size, and only the batch's images are alive at a time.
@@ -27,8 +29,10 @@ static class EvalCommand
 
     public static Command Create()
     {
-        var checkpoint = new Option<string>("--checkpoint") { Description = "a .ckpt file, or a run directory (its latest checkpoint)", Required = true };
-        var weights = new Option<string>("--weights") { Description = "ema or raw", DefaultValueFactory = _ => "ema" };
+        var checkpoint = new Option<string?>("--checkpoint") { Description = "a .ckpt file, or a run directory (its latest checkpoint)" };
+        var packed = new Option<string?>("--model") { Description = "a packed .tdit model, sampled on the CPU runtime (instead of --checkpoint)" };
+        var mode = new Option<string>("--mode") { Description = "exact or a8 activations (--model only)", DefaultValueFactory = _ => "exact" };
+        var weights = new Option<string>("--weights") { Description = "ema or raw (--checkpoint only)", DefaultValueFactory = _ => "ema" };
         var samples = new Option<int>("--samples") { Description = "images to generate (balanced classes)", Required = true };
         var steps = new Option<int>("--steps") { Description = "sampling steps (respaced from 1000)", DefaultValueFactory = _ => 50 };
         var sampler = new Option<string>("--sampler") { Description = "ddim (eta 0) or ddpm", DefaultValueFactory = _ => "ddim" };
@@ -42,9 +46,10 @@ static class EvalCommand
         var threads = ThreadsOption.Create();
         sampler.AcceptOnlyFromAmong("ddim", "ddpm");
         weights.AcceptOnlyFromAmong("ema", "raw");
+        mode.AcceptOnlyFromAmong("exact", "a8");
 
-        var command = new Command("eval", "Sample N images from a checkpoint and score them: FID, precision, recall, class accuracy.");
-        foreach (var o in new Option[] { checkpoint, weights, samples, steps, sampler, cfg, seed, batch, referenceDir, output, grid, device, threads }) command.Add(o);
+        var command = new Command("eval", "Sample N images from a checkpoint or a packed model and score them: FID, precision, recall, class accuracy.");
+        foreach (var o in new Option[] { checkpoint, packed, mode, weights, samples, steps, sampler, cfg, seed, batch, referenceDir, output, grid, device, threads }) command.Add(o);
         command.SetAction(p => CliApp.Guard(p, stdout =>
         {
             var clock = Stopwatch.StartNew();
@@ -59,18 +64,22 @@ static class EvalCommand
             double cfgScale = p.GetValue(cfg);
             ulong baseSeed = p.GetValue(seed);
 
+            string? ckptArg = p.GetValue(checkpoint), modelPath = p.GetValue(packed);
+            if ((ckptArg is null) == (modelPath is null)) throw new ArgumentException("give one of --checkpoint CKPT and --model MODEL.tdit");
+            if (modelPath is not null && p.GetValue(device) != "cpu") throw new ArgumentException("--model runs on the CPU runtime; --device cuda needs --checkpoint");
+            if (modelPath is null && p.GetValue(mode) != "exact") throw new ArgumentException("--mode a8 runs on the packed runtime: use --model MODEL.tdit");
             var dev = DeviceOption.Resolve(p.GetValue(device)!);
-            var path = Checkpoint.Resolve(p.GetValue(checkpoint)!);
-            using var ckpt = Checkpoint.Load(path);
-            var config = ckpt.Config;
+            using var source = modelPath is not null
+                ? SampleSource.Packed(modelPath, p.GetValue(mode) == "a8" ? GemmMode.A8 : GemmMode.Exact, p.GetValue(threads))
+                : SampleSource.FromCheckpoint(ckptArg!, p.GetValue(weights) == "raw" ? WeightsKind.Raw : WeightsKind.Ema, dev);
+            var config = source.Config;
             if (config.InChannels != 1 || config.InputSize != FeatureClassifier.InputSize || config.NumClasses != FeatureClassifier.NumClasses)
                 throw new ArgumentException($"eval scores 1×{FeatureClassifier.InputSize}×{FeatureClassifier.InputSize} images of {FeatureClassifier.NumClasses} classes; " +
-                                            $"{path} holds a {config.InChannels}×{config.InputSize}×{config.InputSize} model of {config.NumClasses} classes");
-            using var model = ckpt.CreateModel(p.GetValue(weights) == "raw" ? WeightsKind.Raw : WeightsKind.Ema, dev);
+                                            $"{source.Path} holds a {config.InChannels}×{config.InputSize}×{config.InputSize} model of {config.NumClasses} classes");
             var reference = FashionMnist.Load(Split.Test, p.GetValue(referenceDir));
             using var classifier = FeatureClassifier.LoadDefault(dev);
             using var evaluator = new Evaluator(classifier, reference);
-            stdout.WriteLine($"evaluating {path} (step {ckpt.Step}, {config.Name}, {(config.Ternary ? "ternary" : "full precision")}): " +
+            stdout.WriteLine($"evaluating {source.Description}: " +
                              $"{n} samples, {stepCount} {p.GetValue(sampler)} steps, cfg {cfgScale.ToString(CultureInfo.InvariantCulture)}, batch {batchSize}, device {dev.type}, " +
                              $"{evaluator.ReferenceCount} reference images");
 
@@ -81,7 +90,7 @@ static class EvalCommand
             Tensor Generate(int[] classes)
             {
                 ulong batchSeed = Seeds.Derive(baseSeed, BatchStream, (ulong)batchIndex++);
-                var images = ClassGridSampler.Sample(model, classes, 1, kind, stepCount, cfgScale, batchSeed, dev); // (B, 1, 32, 32) CPU
+                var images = source.Sample(classes, kind, stepCount, cfgScale, batchSeed); // (B, 1, 32, 32) CPU
                 if (gridPath is not null && kept < gridCount)
                 {
                     int take = Math.Min(gridCount - kept, classes.Length);
@@ -106,13 +115,13 @@ static class EvalCommand
                 var json = new JsonObject
                 {
                     ["command"] = "terdit " + string.Join(' ', p.Tokens.Select(t => Quote(t.Value))),
-                    ["checkpoint"] = Path.GetFullPath(path),
-                    ["step"] = ckpt.Step,
+                    [modelPath is null ? "checkpoint" : "packed_model"] = Path.GetFullPath(source.Path),
+                    ["step"] = source.Step,
                     ["model"] = config.Name,
                     ["ternary"] = config.Ternary,
                     ["settings"] = new JsonObject
                     {
-                        ["weights"] = p.GetValue(weights), ["samples"] = n, ["steps"] = stepCount, ["sampler"] = p.GetValue(sampler),
+                        ["weights"] = modelPath is null ? p.GetValue(weights) : null, ["mode"] = modelPath is null ? null : p.GetValue(mode), ["samples"] = n, ["steps"] = stepCount, ["sampler"] = p.GetValue(sampler),
                         ["cfg"] = cfgScale, ["seed"] = baseSeed, ["batch"] = batchSize, ["device"] = dev.type.ToString().ToLowerInvariant(),
                         ["reference_dir"] = p.GetValue(referenceDir) ?? FashionMnist.DefaultDirectory,
                         ["classifier"] = classifier.Provenance is { } prov ? JsonSerializer.SerializeToNode(prov) : null,
