@@ -20,17 +20,11 @@ public static class EvalImages
             throw new ArgumentException($"expected single-channel images of at most {S}×{S} with an even border, got {images.Channels}×{images.Height}×{images.Width}");
         if (start < 0 || count < 0 || start + count > images.Count)
             throw new ArgumentException($"range [{start}, {start + count}) outside the {images.Count} images");
-        int h = images.Height, w = images.Width, top = (S - h) / 2, left = (S - w) / 2;
-        var data = new float[count * S * S];
-        Array.Fill(data, -1f);
-        var pixels = images.Pixels;
-        for (int n = 0; n < count; n++)
-            for (int r = 0; r < h; r++)
-            {
-                int src = (start + n) * h * w + r * w, dst = n * S * S + (r + top) * S + left;
-                for (int c = 0; c < w; c++) data[dst + c] = pixels[src + c] / 127.5f - 1f;
-            }
-        return tensor(data, [count, 1, S, S]); // (count, 1, 32, 32)
+        var range = images.Take(start + count);                             // the padding then touches only what is needed
+        var canvas = range.Height == S && range.Width == S ? range : range.PadTo(S);
+        var (x, y) = canvas.Gather(Enumerable.Range(start, count).ToArray()); // (count, 1, 32, 32), (count)
+        y.Dispose();
+        return x;
     }
 
     /// <summary>All images of <paramref name="images"/>; see <see cref="ToTensor(LabeledImages, int, int)"/>.</summary>
