@@ -23,8 +23,8 @@ namespace TerDiT.Cli.Bench;
 /// (1) One sampling step — DDIM, guidance 1.5, one image, so one forward at batch 2 (M = 2·tokens rows)
 /// plus the sampler's arithmetic and the x_T draw — for each preset: runtime Exact and A8 on a packed
 /// random-init ternary model (F16 full-precision tensors) against TorchSharp on the dense
-/// (<c>Ternary = false</c>) model of the same shape (the same FLOPs), the three interleaved in every
-/// repetition, medians after a warm-up. (2) <see cref="GemmBench"/> at the 600M shapes. (3) Peak resident
+/// (<c>Ternary = false</c>) model of the same shape (the same FLOPs), TorchSharp in this process and the
+/// runtime in a child process without libtorch (see <see cref="MeasureStep"/>), medians after a warm-up. (2) <see cref="GemmBench"/> at the 600M shapes. (3) Peak resident
 /// memory (VmHWM) while sampling the largest preset, each engine in its own child process
 /// (<c>terdit bench runtime-memory</c>, hidden).
 /// </summary>
@@ -70,7 +70,32 @@ static class RuntimeBench
             if (e == "torch") TorchMemoryChild(Presets.Get(p.GetValue(preset) ?? throw new ArgumentException("--preset is required for torch")), p.GetValue(threads));
             else RuntimeMemoryChild(p.GetValue(model) ?? throw new ArgumentException("--model is required for the runtime"), e == "runtime-a8" ? GemmMode.A8 : GemmMode.Exact, p.GetValue(threads));
             stdout.WriteLine($"vmhwm_kb: {Status("VmHWM")}");
-            stdout.WriteLine($"libtorch_mapped: {File.ReadLines("/proc/self/maps").Any(l => l.Contains("libtorch", StringComparison.Ordinal)).ToString().ToLowerInvariant()}");
+            stdout.WriteLine($"libtorch_mapped: {LibtorchMapped().ToString().ToLowerInvariant()}");
+            return 0;
+        }));
+        return command;
+    }
+
+    /// <summary>
+    /// The hidden child command: times sampling steps of a packed model in exact and a8 (alternating, after
+    /// warm-up) in a process without libtorch, as the runtime is deployed; prints <c>exact_s</c>, <c>a8_s</c> (medians),
+    /// <c>load_s</c> and <c>libtorch_mapped</c>.
+    /// </summary>
+    public static Command CreateStepsChild()
+    {
+        var model = new Option<string>("--model") { Required = true };
+        var threads = new Option<int>("--threads") { DefaultValueFactory = _ => 2 };
+        var warmup = new Option<int>("--warmup") { DefaultValueFactory = _ => 1 };
+        var repetitions = new Option<int>("--repetitions") { DefaultValueFactory = _ => 5 };
+        var command = new Command("runtime-steps", "Child process of 'bench runtime': runtime step times without libtorch.") { Hidden = true };
+        foreach (var o in new Option[] { model, threads, warmup, repetitions }) command.Add(o);
+        command.SetAction(p => CliApp.Guard(p, stdout =>
+        {
+            var (exact, a8, load) = RuntimeStepsChild(p.GetValue(model)!, p.GetValue(threads), p.GetValue(warmup), p.GetValue(repetitions));
+            stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"exact_s: {exact:R}"));
+            stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"a8_s: {a8:R}"));
+            stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"load_s: {load:R}"));
+            stdout.WriteLine($"libtorch_mapped: {LibtorchMapped().ToString().ToLowerInvariant()}");
             return 0;
         }));
         return command;
@@ -144,7 +169,7 @@ static class RuntimeBench
                 ["threads"] = threads, ["warmup"] = warmup, ["repetitions"] = repetitions,
                 ["method"] = "step = a 1-step DDIM sample with cfg 1.5 of one image (one forward at batch 2, sampler arithmetic, x_T draw); "
                     + "runtime on a packed random-init ternary model (F16 full-precision tensors, memory-mapped), TorchSharp on the Ternary=false model "
-                    + "of the same shape (same FLOPs), at --threads and at 1 thread, the faster of the two being the baseline of the speedups; engines interleaved in each repetition; medians of wall time after warm-up",
+                    + "of the same shape (same FLOPs), at --threads and at 1 thread, the faster of the two being the baseline of the speedups; TorchSharp's two thread settings interleaved in this process, the runtime (exact and a8 interleaved) in a child process without libtorch, each engine as deployed; medians of wall time after warm-up",
                 ["steps"] = new JsonArray(steps.Select(r => (JsonNode)new JsonObject
                 {
                     ["preset"] = r.Preset, ["rows_m"] = r.Rows, ["tdit_bytes"] = r.FileBytes, ["compression_vs_fp32"] = Math.Round(r.Compression, 3),
@@ -181,28 +206,69 @@ static class RuntimeBench
 
     static string F(double v, int digits) => v.ToString("F" + digits, CultureInfo.InvariantCulture);
 
-    /// <summary>Packs a random-init ternary model, then times one step of each engine, interleaved.</summary>
+    /// <summary>
+    /// Packs a random-init ternary model, times TorchSharp steps here (its two thread settings interleaved),
+    /// then the runtime's steps in a child process that never loads libtorch (<c>bench runtime-steps</c>).
+    /// Each engine runs as it is deployed: in one process, libtorch's OpenMP workers keep spinning after a
+    /// call and took the cores from the runtime step that followed (TerDiT-Tiny: 7–10 ms a step that way,
+    /// 2.5 ms alone; with <c>OMP_WAIT_POLICY=PASSIVE</c> 2.8 ms).
+    /// </summary>
     static StepResult MeasureStep(TerDiTConfig config, string packed, int threads, int warmup, int repetitions)
     {
         var sizes = ModelPacker.PackRandomInit(config with { Ternary = true }, packed);
+        using (var dense = new TerDiTModel(config with { Ternary = false }, 0))
+        {
+            dense.eval();
+            var methods = new[] { TorchStep(dense, threads), TorchStep(dense, 1) };
+            foreach (var method in methods) WarmUp(method, warmup);
+            var times = methods.Select(_ => new List<double>()).ToArray();
+            for (int rep = 0; rep < repetitions; rep++)
+                for (int i = 0; i < methods.Length; i++)
+                {
+                    long t0 = Stopwatch.GetTimestamp();
+                    methods[i]();
+                    times[i].Add(Stopwatch.GetElapsedTime(t0).TotalSeconds);
+                }
+            var child = Child("runtime-steps", ["--model", packed, "--threads", $"{threads}", "--warmup", $"{warmup}", "--repetitions", $"{repetitions}"]);
+            if (child["libtorch_mapped"] != "false") throw new InvalidOperationException("the runtime step child mapped libtorch");
+            double Seconds(string key) => double.Parse(child[key], CultureInfo.InvariantCulture);
+            return new StepResult(config.Name, 2 * config.Tokens, TrainBench.Median(times[0]), TrainBench.Median(times[1]), Seconds("exact_s"), Seconds("a8_s"),
+                sizes.FileBytes, sizes.CompressionRatio, Seconds("load_s"));
+        }
+    }
+
+    const double WarmupSeconds = 3;
+
+    /// <summary>
+    /// Runs <paramref name="step"/> at least <paramref name="steps"/> times and for at least <see cref="WarmupSeconds"/>,
+    /// so that tiered compilation has promoted the hot managed code (runtime kernels and TorchSharp's wrappers
+    /// alike) before timing; one step of a small model is over long before that otherwise.
+    /// </summary>
+    static void WarmUp(Action step, int steps)
+    {
         long start = Stopwatch.GetTimestamp();
-        using var exact = TerDiTPipeline.Load(packed, new RuntimeOptions { Mode = GemmMode.Exact, Threads = threads, MaxBatch = 1 });
+        for (int i = 0; i < steps || Stopwatch.GetElapsedTime(start).TotalSeconds < WarmupSeconds; i++) step();
+    }
+
+    /// <summary>The runtime's side of <see cref="MeasureStep"/>: no TorchSharp type in this method, so libtorch stays unloaded.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    static (double ExactS, double A8S, double LoadS) RuntimeStepsChild(string model, int threads, int warmup, int repetitions)
+    {
+        long start = Stopwatch.GetTimestamp();
+        using var exact = TerDiTPipeline.Load(model, new RuntimeOptions { Mode = GemmMode.Exact, Threads = threads, MaxBatch = 1 });
         double loadS = Stopwatch.GetElapsedTime(start).TotalSeconds;
-        using var a8 = TerDiTPipeline.Load(packed, new RuntimeOptions { Mode = GemmMode.A8, Threads = threads, MaxBatch = 1 });
-        using var dense = new TerDiTModel(config with { Ternary = false }, 0);
-        dense.eval();
-        var methods = new Action[] { TorchStep(dense, threads), TorchStep(dense, 1), () => exact.Sample([0], 1, 1, SamplerKind.Ddim, Guidance, 1), () => a8.Sample([0], 1, 1, SamplerKind.Ddim, Guidance, 1) };
-        var times = methods.Select(_ => new List<double>()).ToArray();
-        for (int rep = 0; rep < warmup + repetitions; rep++)
-            for (int i = 0; i < methods.Length; i++)
+        using var a8 = TerDiTPipeline.Load(model, new RuntimeOptions { Mode = GemmMode.A8, Threads = threads, MaxBatch = 1 });
+        var pipes = new[] { exact, a8 };
+        foreach (var pipe in pipes) WarmUp(() => pipe.Sample([0], 1, 1, SamplerKind.Ddim, Guidance, 1), warmup);
+        var times = pipes.Select(_ => new List<double>()).ToArray();
+        for (int rep = 0; rep < repetitions; rep++)
+            for (int i = 0; i < pipes.Length; i++)
             {
                 long t0 = Stopwatch.GetTimestamp();
-                methods[i]();
-                double s = Stopwatch.GetElapsedTime(t0).TotalSeconds;
-                if (rep >= warmup) times[i].Add(s);
+                pipes[i].Sample([0], 1, 1, SamplerKind.Ddim, Guidance, 1);
+                times[i].Add(Stopwatch.GetElapsedTime(t0).TotalSeconds);
             }
-        return new StepResult(config.Name, 2 * config.Tokens, TrainBench.Median(times[0]), TrainBench.Median(times[1]), TrainBench.Median(times[2]), TrainBench.Median(times[3]),
-            sizes.FileBytes, sizes.CompressionRatio, loadS);
+        return (TrainBench.Median(times[0]), TrainBench.Median(times[1]), loadS);
     }
 
     /// <summary>One TorchSharp sampling step of one image with guidance (the checkpoint path of <c>terdit sample</c>) on <paramref name="threads"/> threads.</summary>
@@ -216,21 +282,29 @@ static class RuntimeBench
             SamplerKind.Ddim, 1, Guidance, c.NullClass, g, torch.CPU);
     };
 
-    /// <summary>Runs <c>terdit bench runtime-memory ARGS</c> as a child process; returns its VmHWM and whether it mapped libtorch.</summary>
-    static (long Kb, bool Libtorch) MemoryChild(string[] args)
+    /// <summary>Runs <c>terdit bench COMMAND ARGS</c> as a child process; returns the <c>key: value</c> lines it printed.</summary>
+    static Dictionary<string, string> Child(string command, string[] args)
     {
         var start = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true, RedirectStandardError = true };
         if (Path.GetFileNameWithoutExtension(Environment.ProcessPath) == "dotnet") start.ArgumentList.Add(typeof(RuntimeBench).Assembly.Location);
-        foreach (var a in (string[])["bench", "runtime-memory", .. args]) start.ArgumentList.Add(a);
+        foreach (var a in (string[])["bench", command, .. args]) start.ArgumentList.Add(a);
         using var p = Process.Start(start)!;
         var err = p.StandardError.ReadToEndAsync();
         var lines = p.StandardOutput.ReadToEnd().Split('\n', StringSplitOptions.TrimEntries);
         p.WaitForExit();
-        if (p.ExitCode != 0) throw new InvalidOperationException($"memory child ({string.Join(' ', args)}) failed: {err.Result.Trim()}");
-        string Value(string key) => lines.FirstOrDefault(l => l.StartsWith(key + ": ", StringComparison.Ordinal))?[(key.Length + 2)..]
-            ?? throw new InvalidOperationException($"memory child printed no '{key}'");
+        if (p.ExitCode != 0) throw new InvalidOperationException($"child 'bench {command} {string.Join(' ', args)}' failed: {err.Result.Trim()}");
+        return lines.Select(l => l.Split(": ", 2)).Where(kv => kv.Length == 2).ToDictionary(kv => kv[0], kv => kv[1]);
+    }
+
+    /// <summary>Peak memory and libtorch mapping of one sampling step in a child process (<c>bench runtime-memory</c>).</summary>
+    static (long Kb, bool Libtorch) MemoryChild(string[] args)
+    {
+        var values = Child("runtime-memory", args);
+        string Value(string key) => values.TryGetValue(key, out var v) ? v : throw new InvalidOperationException($"memory child printed no '{key}'");
         return (long.Parse(Value("vmhwm_kb"), CultureInfo.InvariantCulture), Value("libtorch_mapped") == "true");
     }
+
+    static bool LibtorchMapped() => File.ReadLines("/proc/self/maps").Any(l => l.Contains("libtorch", StringComparison.Ordinal));
 
     /// <summary>The runtime child: no TorchSharp type in this method, so libtorch is not loaded (reported by the child).</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
