@@ -219,20 +219,11 @@ static class RuntimeBench
         using (var dense = new TerDiTModel(config with { Ternary = false }, 0))
         {
             dense.eval();
-            var methods = new[] { TorchStep(dense, threads), TorchStep(dense, 1) };
-            foreach (var method in methods) WarmUp(method, warmup);
-            var times = methods.Select(_ => new List<double>()).ToArray();
-            for (int rep = 0; rep < repetitions; rep++)
-                for (int i = 0; i < methods.Length; i++)
-                {
-                    long t0 = Stopwatch.GetTimestamp();
-                    methods[i]();
-                    times[i].Add(Stopwatch.GetElapsedTime(t0).TotalSeconds);
-                }
+            var times = TimeInterleaved([TorchStep(dense, threads), TorchStep(dense, 1)], warmup, repetitions);
             var child = Child("runtime-steps", ["--model", packed, "--threads", $"{threads}", "--warmup", $"{warmup}", "--repetitions", $"{repetitions}"]);
             if (child["libtorch_mapped"] != "false") throw new InvalidOperationException("the runtime step child mapped libtorch");
             double Seconds(string key) => double.Parse(child[key], CultureInfo.InvariantCulture);
-            return new StepResult(config.Name, 2 * config.Tokens, TrainBench.Median(times[0]), TrainBench.Median(times[1]), Seconds("exact_s"), Seconds("a8_s"),
+            return new StepResult(config.Name, 2 * config.Tokens, times[0], times[1], Seconds("exact_s"), Seconds("a8_s"),
                 sizes.FileBytes, sizes.CompressionRatio, Seconds("load_s"));
         }
     }
@@ -240,14 +231,27 @@ static class RuntimeBench
     const double WarmupSeconds = 3;
 
     /// <summary>
-    /// Runs <paramref name="step"/> at least <paramref name="steps"/> times and for at least <see cref="WarmupSeconds"/>,
-    /// so that tiered compilation has promoted the hot managed code (runtime kernels and TorchSharp's wrappers
-    /// alike) before timing; one step of a small model is over long before that otherwise.
+    /// Median seconds of each of <paramref name="steps"/>: every step is first warmed up for at least
+    /// <paramref name="warmup"/> runs and <see cref="WarmupSeconds"/> (so that tiered compilation has promoted
+    /// the hot managed code, runtime kernels and TorchSharp's wrappers alike; one step of a small model is
+    /// over long before that otherwise), then the steps run in turn <paramref name="repetitions"/> times.
     /// </summary>
-    static void WarmUp(Action step, int steps)
+    static double[] TimeInterleaved(Action[] steps, int warmup, int repetitions)
     {
-        long start = Stopwatch.GetTimestamp();
-        for (int i = 0; i < steps || Stopwatch.GetElapsedTime(start).TotalSeconds < WarmupSeconds; i++) step();
+        foreach (var step in steps)
+        {
+            long start = Stopwatch.GetTimestamp();
+            for (int i = 0; i < warmup || Stopwatch.GetElapsedTime(start).TotalSeconds < WarmupSeconds; i++) step();
+        }
+        var times = steps.Select(_ => new List<double>()).ToArray();
+        for (int rep = 0; rep < repetitions; rep++)
+            for (int i = 0; i < steps.Length; i++)
+            {
+                long t0 = Stopwatch.GetTimestamp();
+                steps[i]();
+                times[i].Add(Stopwatch.GetElapsedTime(t0).TotalSeconds);
+            }
+        return times.Select(TrainBench.Median).ToArray();
     }
 
     /// <summary>The runtime's side of <see cref="MeasureStep"/>: no TorchSharp type in this method, so libtorch stays unloaded.</summary>
@@ -258,17 +262,9 @@ static class RuntimeBench
         using var exact = TerDiTPipeline.Load(model, new RuntimeOptions { Mode = GemmMode.Exact, Threads = threads, MaxBatch = 1 });
         double loadS = Stopwatch.GetElapsedTime(start).TotalSeconds;
         using var a8 = TerDiTPipeline.Load(model, new RuntimeOptions { Mode = GemmMode.A8, Threads = threads, MaxBatch = 1 });
-        var pipes = new[] { exact, a8 };
-        foreach (var pipe in pipes) WarmUp(() => pipe.Sample([0], 1, 1, SamplerKind.Ddim, Guidance, 1), warmup);
-        var times = pipes.Select(_ => new List<double>()).ToArray();
-        for (int rep = 0; rep < repetitions; rep++)
-            for (int i = 0; i < pipes.Length; i++)
-            {
-                long t0 = Stopwatch.GetTimestamp();
-                pipes[i].Sample([0], 1, 1, SamplerKind.Ddim, Guidance, 1);
-                times[i].Add(Stopwatch.GetElapsedTime(t0).TotalSeconds);
-            }
-        return (TrainBench.Median(times[0]), TrainBench.Median(times[1]), loadS);
+        var times = TimeInterleaved([() => exact.Sample([0], 1, 1, SamplerKind.Ddim, Guidance, 1), () => a8.Sample([0], 1, 1, SamplerKind.Ddim, Guidance, 1)],
+            warmup, repetitions);
+        return (times[0], times[1], loadS);
     }
 
     /// <summary>One TorchSharp sampling step of one image with guidance (the checkpoint path of <c>terdit sample</c>) on <paramref name="threads"/> threads.</summary>
