@@ -7,7 +7,6 @@ using Spectre.Console;
 using TerDiT.Data;
 using TerDiT.Evaluation;
 using TerDiT.Imaging;
-using TerDiT.Runtime.Cpu;
 using TerDiT.Runtime.Sampling;
 using TerDiT.Training;
 using static TorchSharp.torch;
@@ -31,7 +30,7 @@ static class EvalCommand
     {
         var checkpoint = new Option<string?>("--checkpoint") { Description = "a .ckpt file, or a run directory (its latest checkpoint)" };
         var packed = new Option<string?>("--model") { Description = "a packed .tdit model, sampled on the CPU runtime (instead of --checkpoint)" };
-        var mode = new Option<string>("--mode") { Description = "exact or a8 activations (--model only)", DefaultValueFactory = _ => "exact" };
+        var mode = RuntimeModeOption.Create();
         var weights = new Option<string>("--weights") { Description = "ema or raw (--checkpoint only)", DefaultValueFactory = _ => "ema" };
         var samples = new Option<int>("--samples") { Description = "images to generate (balanced classes)", Required = true };
         var steps = new Option<int>("--steps") { Description = "sampling steps (respaced from 1000)", DefaultValueFactory = _ => 50 };
@@ -46,7 +45,6 @@ static class EvalCommand
         var threads = ThreadsOption.Create();
         sampler.AcceptOnlyFromAmong("ddim", "ddpm");
         weights.AcceptOnlyFromAmong("ema", "raw");
-        mode.AcceptOnlyFromAmong("exact", "a8");
 
         var command = new Command("eval", "Sample N images from a checkpoint or a packed model and score them: FID, precision, recall, class accuracy.");
         foreach (var o in new Option[] { checkpoint, packed, mode, weights, samples, steps, sampler, cfg, seed, batch, referenceDir, output, grid, device, threads }) command.Add(o);
@@ -66,11 +64,10 @@ static class EvalCommand
 
             string? ckptArg = p.GetValue(checkpoint), modelPath = p.GetValue(packed);
             if ((ckptArg is null) == (modelPath is null)) throw new ArgumentException("give one of --checkpoint CKPT and --model MODEL.tdit");
-            if (modelPath is not null && p.GetValue(device) != "cpu") throw new ArgumentException("--model runs on the CPU runtime; --device cuda needs --checkpoint");
-            if (modelPath is null && p.GetValue(mode) != "exact") throw new ArgumentException("--mode a8 runs on the packed runtime: use --model MODEL.tdit");
+            RuntimeModeOption.Check(modelPath is not null, p.GetValue(device)!, p.GetValue(mode)!);
             var dev = DeviceOption.Resolve(p.GetValue(device)!);
             using var source = modelPath is not null
-                ? SampleSource.Packed(modelPath, p.GetValue(mode) == "a8" ? GemmMode.A8 : GemmMode.Exact, p.GetValue(threads))
+                ? SampleSource.Packed(modelPath, RuntimeModeOption.Resolve(p.GetValue(mode)!), p.GetValue(threads))
                 : SampleSource.FromCheckpoint(ckptArg!, p.GetValue(weights) == "raw" ? WeightsKind.Raw : WeightsKind.Ema, dev);
             var config = source.Config;
             if (config.InChannels != 1 || config.InputSize != FeatureClassifier.InputSize || config.NumClasses != FeatureClassifier.NumClasses)

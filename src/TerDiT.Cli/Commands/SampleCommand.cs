@@ -35,10 +35,9 @@ static class SampleCommand
         var device = DeviceOption.Create();
         var threads = ThreadsOption.Create();
         var weights = new Option<string>("--weights") { Description = "ema or raw (--checkpoint only; a packed model holds one set)", DefaultValueFactory = _ => "ema" };
-        var mode = new Option<string>("--mode") { Description = "exact (fp32 activations) or a8 (int8 activations), --model only", DefaultValueFactory = _ => "exact" };
+        var mode = RuntimeModeOption.Create();
         sampler.AcceptOnlyFromAmong("ddim", "ddpm");
         weights.AcceptOnlyFromAmong("ema", "raw");
-        mode.AcceptOnlyFromAmong("exact", "a8");
 
         var command = new Command("sample", "Sample a grid of images (one row per class) from a checkpoint or a packed model into a PNG.");
         foreach (var o in new Option[] { checkpoint, model, classes, perClass, steps, sampler, cfg, seed, output, device, weights, threads, mode }) command.Add(o);
@@ -52,12 +51,8 @@ static class SampleCommand
             var s = new Settings(p.GetValue(classes), p.GetValue(perClass), p.GetValue(steps),
                 p.GetValue(sampler) == "ddpm" ? SamplerKind.Ddpm : SamplerKind.Ddim, scale, p.GetValue(seed), p.GetValue(output)!, p.GetValue(threads));
             if (s.Threads is <= 0) throw new ArgumentException($"--threads must be positive, not {s.Threads}");
-            if (modelPath is not null)
-            {
-                if (p.GetValue(device) != "cpu") throw new ArgumentException("--model runs on the CPU runtime; --device cuda needs --checkpoint");
-                return SamplePacked(stdout, modelPath, s, p.GetValue(mode) == "a8" ? GemmMode.A8 : GemmMode.Exact);
-            }
-            if (p.GetValue(mode) != "exact") throw new ArgumentException("--mode a8 runs on the packed runtime: use --model MODEL.tdit");
+            RuntimeModeOption.Check(modelPath is not null, p.GetValue(device)!, p.GetValue(mode)!);
+            if (modelPath is not null) return SamplePacked(stdout, modelPath, s, RuntimeModeOption.Resolve(p.GetValue(mode)!));
             return SampleCheckpoint(stdout, ckptPath!, s, p.GetValue(device)!, p.GetValue(weights) == "raw" ? WeightsKind.Raw : WeightsKind.Ema);
         }));
         return command;
