@@ -41,8 +41,7 @@ static class TrainBench
             int b = p.GetValue(batch), n = p.GetValue(steps), w = p.GetValue(warmup);
             if (b <= 0 || n <= 0 || w < 0) throw new ArgumentException("--batch and --steps must be positive, --warmup ≥ 0");
             int worldSize = p.GetValue(gpus);
-            if (worldSize > 1 && p.GetValue(device) != "cuda") throw new ArgumentException("--gpus needs --device cuda");
-            Distributed.DataSharding.PerRank(b, worldSize);
+            GpusOption.CheckTraining(worldSize, p.GetValue(device)!, b);
             if (GpusOption.LaunchIfNeeded(p, worldSize, Path.GetTempPath(), forwardAllOutput: false) is { } exitCode) return exitCode;
             var dev = DeviceOption.Resolve(p.GetValue(device)!);
             using var communicator = GpusOption.Join(worldSize, dev);

@@ -18,6 +18,13 @@ static class GpusOption
         return option;
     }
 
+    /// <summary>Refuses a data-parallel training run that cannot work: several GPUs without <c>--device cuda</c>, or a global batch that does not split evenly.</summary>
+    public static void CheckTraining(int gpus, string device, int globalBatch)
+    {
+        if (gpus > 1 && device != "cuda") throw new ArgumentException("--gpus needs --device cuda");
+        DataSharding.PerRank(globalBatch, gpus);
+    }
+
     /// <summary>
     /// With N &gt; 1 in the process the user started: runs N ranks of the same command line and returns
     /// their exit code (the first failure's). Otherwise null: the caller does the work itself.

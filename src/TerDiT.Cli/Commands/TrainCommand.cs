@@ -2,7 +2,6 @@ using System.CommandLine;
 using System.Globalization;
 using Spectre.Console;
 using TerDiT.Data;
-using TerDiT.Distributed;
 using TerDiT.Training;
 
 namespace TerDiT.Cli.Commands;
@@ -52,8 +51,7 @@ static class TrainCommand
                 CheckpointEvery = p.GetValue(ckptEvery), LogEvery = p.GetValue(logEvery), Precision = p.GetValue(precision),
             }.Validate();
             int worldSize = p.GetValue(gpus);
-            if (worldSize > 1 && p.GetValue(device) != "cuda") throw new ArgumentException("--gpus needs --device cuda");
-            DataSharding.PerRank(options.BatchSize, worldSize);
+            GpusOption.CheckTraining(worldSize, p.GetValue(device)!, options.BatchSize);
             if (GpusOption.LaunchIfNeeded(p, worldSize, runDir, forwardAllOutput: false) is { } exitCode) return exitCode;
             var dev = DeviceOption.Resolve(p.GetValue(device)!);
             using var communicator = GpusOption.Join(worldSize, dev);
