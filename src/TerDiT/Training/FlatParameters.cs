@@ -54,12 +54,6 @@ public sealed class FlatParameters : IDisposable
     /// <summary>All gradients, laid out like <see cref="Data"/>; the parameters' <c>grad</c> are views of it.</summary>
     public Tensor Grad { get; }
 
-    /// <summary>Parameter tensors flattened.</summary>
-    public int Count => entries.Length;
-
-    /// <summary>The parameters by name, in layout order.</summary>
-    public IEnumerable<(string Name, Parameter Param)> Parameters => entries.Select(e => (e.Name, e.Param));
-
     /// <summary>A new zero buffer laid out like <see cref="Data"/> (optimizer moments, EMA weights).</summary>
     public Tensor ZerosLikeData() => torch.zeros_like(Data).DetachFromDisposeScope();
 
