@@ -83,7 +83,8 @@ internal static unsafe class LutKernel
     /// <summary>
     /// Writes the 81 valid entries of byte position <paramref name="p"/>: entry
     /// <c>c0 | c1 &lt;&lt; 2 | c2 &lt;&lt; 4 | c3 &lt;&lt; 6</c> = <c>Σ_i (c_i − 1) · x_i</c>, x_i the column
-    /// <c>128·(p / 32) + p % 32 + 32·i</c>, computed as (pair 0,1) + (pair 2,3).
+    /// <c>128·(p / 32) + p % 32 + 32·i</c>, computed as (pair 0,1) + (pair 2,3). Entry c lives at
+    /// <c>t + c · stride · L</c>. Straight-line code: the 18 pair values stay in registers.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static void Tabulate<TV, TE, TL>(TE* xT, int p, TE* t, int stride)
@@ -91,30 +92,39 @@ internal static unsafe class LutKernel
     {
         int l = TL.Count;
         TE* x = xT + (nint)((p >> 5) * TernaryPacking.BlockTrits + (p & 31)) * l;
-        TV* lo = stackalloc TV[9];
-        TV* hi = stackalloc TV[9];
-        Pairs<TV, TE, TL>(TL.Load(x), TL.Load(x + 32 * l), lo);
-        Pairs<TV, TE, TL>(TL.Load(x + 64 * l), TL.Load(x + 96 * l), hi);
-        for (int h = 0; h < 9; h++)
-        {
-            TE* row = t + (nint)PairCode(h) * 16 * stride * l;
-            TV hv = hi[h];
-            for (int i = 0; i < 9; i++) TL.Store(row + (nint)PairCode(i) * stride * l, TL.Add(lo[i], hv));
-        }
+        nint cs = (nint)stride * l; // elements from one code to the next
+        // The 9 values (c0 − 1)·a + (c1 − 1)·b of the low pair, named by their 4-bit code c0 | c1 << 2.
+        TV a = TL.Load(x), b = TL.Load(x + 32 * l);
+        TV sum = TL.Add(a, b), diff = TL.Sub(a, b);
+        TV l0 = TL.Negate(sum), l1 = TL.Negate(b), l2 = diff, l4 = TL.Negate(a), l5 = TL.Zero, l6 = a, l8 = TL.Negate(diff), l9 = b, l10 = sum;
+        // The high pair's values, each completing one row of 9 entries (codes hi << 4 | lo).
+        TV c = TL.Load(x + 64 * l), d = TL.Load(x + 96 * l);
+        TV hs = TL.Add(c, d), hd = TL.Sub(c, d);
+        nint row = 16 * cs;
+        Row<TV, TE, TL>(t, cs, TL.Negate(hs), l0, l1, l2, l4, l5, l6, l8, l9, l10);
+        Row<TV, TE, TL>(t + row, cs, TL.Negate(d), l0, l1, l2, l4, l5, l6, l8, l9, l10);
+        Row<TV, TE, TL>(t + 2 * row, cs, hd, l0, l1, l2, l4, l5, l6, l8, l9, l10);
+        Row<TV, TE, TL>(t + 4 * row, cs, TL.Negate(c), l0, l1, l2, l4, l5, l6, l8, l9, l10);
+        Row<TV, TE, TL>(t + 5 * row, cs, TL.Zero, l0, l1, l2, l4, l5, l6, l8, l9, l10);
+        Row<TV, TE, TL>(t + 6 * row, cs, c, l0, l1, l2, l4, l5, l6, l8, l9, l10);
+        Row<TV, TE, TL>(t + 8 * row, cs, TL.Negate(hd), l0, l1, l2, l4, l5, l6, l8, l9, l10);
+        Row<TV, TE, TL>(t + 9 * row, cs, d, l0, l1, l2, l4, l5, l6, l8, l9, l10);
+        Row<TV, TE, TL>(t + 10 * row, cs, hs, l0, l1, l2, l4, l5, l6, l8, l9, l10);
     }
 
-    /// <summary>The 4-bit code <c>c0 | c1 &lt;&lt; 2</c> of pair index i = c0 + 3·c1.</summary>
+    /// <summary>The 9 entries <c>lo + h</c> of one high-pair value h, at the low pair's codes.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static int PairCode(int i) => i + i / 3;
-
-    /// <summary>The 9 values <c>(c0 − 1)·a + (c1 − 1)·b</c> at index c0 + 3·c1.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void Pairs<TV, TE, TL>(TV a, TV b, TV* v)
+    static void Row<TV, TE, TL>(TE* r, nint cs, TV h, TV l0, TV l1, TV l2, TV l4, TV l5, TV l6, TV l8, TV l9, TV l10)
         where TV : unmanaged where TE : unmanaged where TL : ILanes<TV, TE>
     {
-        TV sum = TL.Add(a, b), diff = TL.Sub(a, b);
-        v[0] = TL.Negate(sum); v[1] = TL.Negate(b); v[2] = diff;
-        v[3] = TL.Negate(a); v[4] = TL.Zero; v[5] = a;
-        v[6] = TL.Negate(diff); v[7] = b; v[8] = sum;
+        TL.Store(r, TL.Add(l0, h));
+        TL.Store(r + cs, TL.Add(l1, h));
+        TL.Store(r + 2 * cs, TL.Add(l2, h));
+        TL.Store(r + 4 * cs, TL.Add(l4, h));
+        TL.Store(r + 5 * cs, TL.Add(l5, h));
+        TL.Store(r + 6 * cs, TL.Add(l6, h));
+        TL.Store(r + 8 * cs, TL.Add(l8, h));
+        TL.Store(r + 9 * cs, TL.Add(l9, h));
+        TL.Store(r + 10 * cs, TL.Add(l10, h));
     }
 }
