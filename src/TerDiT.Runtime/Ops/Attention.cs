@@ -1,5 +1,3 @@
-using System.Numerics.Tensors;
-
 namespace TerDiT.Runtime.Ops;
 
 /// <summary>
@@ -76,10 +74,6 @@ public sealed class Attention
         Elementwise.ScaledExpRows(scores, _tokens, 1f / MathF.Sqrt(_headDim), sums);
         Span<float> o = output.Span[offset..];
         FloatGemm.Multiply(scores, _tokens, _tokens, _tokens, values, _headDim, o, d);
-        for (int t = 0; t < _tokens; t++)
-        {
-            Span<float> row = o.Slice(t * d, _headDim);
-            TensorPrimitives.Multiply(row, 1f / sums[t], row);
-        }
+        for (int t = 0; t < _tokens; t++) Elementwise.Scale(o.Slice(t * d, _headDim), 1f / sums[t]);
     }
 }

@@ -1,5 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using TerDiT.Runtime.Cpu;
 
 namespace TerDiT.Runtime.Ops;
 
@@ -51,12 +53,32 @@ public static unsafe class FloatGemm
             int width = Math.Min(PanelWidth, n - j0);
             Span<float> panel = packed.Slice(p * k * PanelWidth, k * PanelWidth);
             if (width < PanelWidth) panel.Clear(); // zero padding of the last panel
+            // Full panels: 16×16 tiles transposed in registers; the rest element by element.
+            int r0 = width == PanelWidth ? TransposeTiles(w.Slice(j0 * ldw), ldw, k, panel) : 0;
             for (int jj = 0; jj < width; jj++)
             {
                 ReadOnlySpan<float> row = w.Slice((j0 + jj) * ldw, k);
-                for (int r = 0; r < k; r++) panel[r * PanelWidth + jj] = row[r];
+                for (int r = r0; r < k; r++) panel[r * PanelWidth + jj] = row[r];
             }
         }
+    }
+
+    /// <summary>
+    /// <c>panel[r · 16 + j] = w[j · ldw + r]</c> for j in [0, 16) and r below the last multiple of 16
+    /// not above k, with AVX-512 (else nothing); returns the first r left to the caller.
+    /// </summary>
+    static int TransposeTiles(ReadOnlySpan<float> w, int ldw, int k, Span<float> panel)
+    {
+        if (!Avx512F.IsSupported) return 0;
+        Vector512<float>* rows = stackalloc Vector512<float>[PanelWidth];
+        int r0 = 0;
+        fixed (float* pw = w, pp = panel)
+            for (; r0 + PanelWidth <= k; r0 += PanelWidth)
+            {
+                for (int j = 0; j < PanelWidth; j++) rows[j] = Vector512.Load(pw + (nint)j * ldw + r0);
+                Transpose16.Run(rows, (Vector512<float>*)(pp + (nint)r0 * PanelWidth));
+            }
+        return r0;
     }
 
     static void CheckPack(int sourceLength, long needed, int k, int n, int packedLength)
