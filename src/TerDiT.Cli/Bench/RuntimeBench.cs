@@ -24,7 +24,8 @@ namespace TerDiT.Cli.Bench;
 /// plus the sampler's arithmetic and the x_T draw — for each preset: runtime Exact and A8 on a packed
 /// random-init ternary model (F16 full-precision tensors) against TorchSharp on the dense
 /// (<c>Ternary = false</c>) model of the same shape (the same FLOPs), TorchSharp in this process and the
-/// runtime in a child process without libtorch (see <see cref="MeasureStep"/>), medians after a warm-up. (2) <see cref="GemmBench"/> at the 600M shapes. (3) Peak resident
+/// runtime in a child process without libtorch, the two timed in alternating rounds (see <see cref="MeasureStep"/>),
+/// medians over the rounds. (2) <see cref="GemmBench"/> at the 600M shapes. (3) Peak resident
 /// memory (VmHWM) while sampling the largest preset, each engine in its own child process
 /// (<c>terdit bench runtime-memory</c>, hidden).
 /// </summary>
@@ -37,18 +38,19 @@ static class RuntimeBench
         var presets = new Option<string>("--presets") { Description = "comma-separated presets", DefaultValueFactory = _ => "TerDiT-Tiny,TerDiT-S,TerDiT-600M" };
         var threads = new Option<int>("--threads") { Description = "threads for libtorch and the runtime", DefaultValueFactory = _ => 2 };
         var warmup = new Option<int>("--warmup") { Description = "untimed steps per engine first", DefaultValueFactory = _ => 1 };
-        var repetitions = new Option<int>("--repetitions") { Description = "timed steps per engine (median reported)", DefaultValueFactory = _ => 5 };
+        var repetitions = new Option<int>("--repetitions") { Description = "timed steps per engine in each round (median of all rounds reported)", DefaultValueFactory = _ => 5 };
+        var rounds = new Option<int>("--rounds") { Description = "alternations of TorchSharp and runtime timing per preset", DefaultValueFactory = _ => 3 };
         var output = new Option<string>("--out") { Description = "JSON results file", DefaultValueFactory = _ => "bench/results/runtime-cpu.json" };
         var command = new Command("runtime", "Benchmark the packed runtime (exact, a8) against TorchSharp fp32: step time, GEMM throughput, peak memory.");
-        foreach (var o in new Option[] { presets, threads, warmup, repetitions, output }) command.Add(o);
+        foreach (var o in new Option[] { presets, threads, warmup, repetitions, rounds, output }) command.Add(o);
         command.SetAction(p => CliApp.Guard(p, stdout =>
         {
-            int t = p.GetValue(threads), w = p.GetValue(warmup), n = p.GetValue(repetitions);
-            if (t <= 0 || w < 0 || n <= 0) throw new ArgumentException("--threads and --repetitions must be positive, --warmup ≥ 0");
+            int t = p.GetValue(threads), w = p.GetValue(warmup), n = p.GetValue(repetitions), r = p.GetValue(rounds);
+            if (t <= 0 || w < 0 || n <= 0 || r <= 0) throw new ArgumentException("--threads, --repetitions and --rounds must be positive, --warmup ≥ 0");
             var names = p.GetValue(presets)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
             if (names.Length == 0) throw new ArgumentException("--presets is empty");
             foreach (var name in names) Presets.Get(name);
-            Run(stdout, names, t, w, n, p.GetValue(output)!);
+            Run(stdout, names, t, w, n, r, p.GetValue(output)!);
             return 0;
         }));
         return command;
@@ -77,24 +79,22 @@ static class RuntimeBench
     }
 
     /// <summary>
-    /// The hidden child command: times sampling steps of a packed model in exact and a8 (alternating, after
-    /// warm-up) in a process without libtorch, as the runtime is deployed; prints <c>exact_s</c>, <c>a8_s</c> (medians),
-    /// <c>load_s</c> and <c>libtorch_mapped</c>.
+    /// The hidden child command: loads a packed model twice (exact and a8) in a process without libtorch, as
+    /// the runtime is deployed, warms both up, prints <c>load_s</c> and <c>ready</c>, then serves the parent
+    /// on stdin: each line <c>run N</c> warms both up again briefly, times N steps of each engine (alternating) and
+    /// prints <c>exact_s</c> and <c>a8_s</c> (the N times, space-separated) and <c>done</c>; at end of input it
+    /// prints <c>libtorch_mapped</c> and exits.
     /// </summary>
     public static Command CreateStepsChild()
     {
         var model = new Option<string>("--model") { Required = true };
         var threads = new Option<int>("--threads") { DefaultValueFactory = _ => 2 };
         var warmup = new Option<int>("--warmup") { DefaultValueFactory = _ => 1 };
-        var repetitions = new Option<int>("--repetitions") { DefaultValueFactory = _ => 5 };
         var command = new Command("runtime-steps", "Child process of 'bench runtime': runtime step times without libtorch.") { Hidden = true };
-        foreach (var o in new Option[] { model, threads, warmup, repetitions }) command.Add(o);
+        foreach (var o in new Option[] { model, threads, warmup }) command.Add(o);
         command.SetAction(p => CliApp.Guard(p, stdout =>
         {
-            var (exact, a8, load) = RuntimeStepsChild(p.GetValue(model)!, p.GetValue(threads), p.GetValue(warmup), p.GetValue(repetitions));
-            stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"exact_s: {exact:R}"));
-            stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"a8_s: {a8:R}"));
-            stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"load_s: {load:R}"));
+            ServeRuntimeSteps(p.GetValue(model)!, p.GetValue(threads), p.GetValue(warmup), Console.In, stdout);
             stdout.WriteLine($"libtorch_mapped: {LibtorchMapped().ToString().ToLowerInvariant()}");
             return 0;
         }));
@@ -110,7 +110,7 @@ static class RuntimeBench
         public double A8Speedup => TorchS / A8S;
     }
 
-    static void Run(TextWriter stdout, string[] presets, int threads, int warmup, int repetitions, string outPath)
+    static void Run(TextWriter stdout, string[] presets, int threads, int warmup, int repetitions, int rounds, string outPath)
     {
         torch.set_num_threads(threads);
         string load0 = LoadAverage();
@@ -123,7 +123,7 @@ static class RuntimeBench
             string? largestModel = null;
             foreach (var name in presets)
             {
-                var r = MeasureStep(Presets.Get(name), Path.Combine(tmp, $"{name}.tdit"), threads, warmup, repetitions);
+                var r = MeasureStep(Presets.Get(name), Path.Combine(tmp, $"{name}.tdit"), threads, warmup, repetitions, rounds);
                 stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"{name}: torch {r.TorchThreadsS * 1000:F1} ms ({threads} threads) / {r.TorchOneS * 1000:F1} ms (1 thread), exact {r.ExactS * 1000:F1} ms ({r.ExactSpeedup:F2}×), a8 {r.A8S * 1000:F1} ms ({r.A8Speedup:F2}×)"));
                 steps.Add(r);
@@ -166,10 +166,11 @@ static class RuntimeBench
                 ["machine"] = TrainBench.Machine(torch.CPU),
                 ["load_average_start"] = load0,
                 ["load_average_end"] = load1,
-                ["threads"] = threads, ["warmup"] = warmup, ["repetitions"] = repetitions,
+                ["threads"] = threads, ["warmup"] = warmup, ["repetitions"] = repetitions, ["rounds"] = rounds,
                 ["method"] = "step = a 1-step DDIM sample with cfg 1.5 of one image (one forward at batch 2, sampler arithmetic, x_T draw); "
                     + "runtime on a packed random-init ternary model (F16 full-precision tensors, memory-mapped), TorchSharp on the Ternary=false model "
-                    + "of the same shape (same FLOPs), at --threads and at 1 thread, the faster of the two being the baseline of the speedups; TorchSharp's two thread settings interleaved in this process, the runtime (exact and a8 interleaved) in a child process without libtorch, each engine as deployed; medians of wall time after warm-up",
+                    + "of the same shape (same FLOPs), at --threads and at 1 thread, the faster of the two being the baseline of the speedups; TorchSharp's two thread settings interleaved in this process, the runtime (exact and a8 interleaved) in a long-lived child process without libtorch, each engine as deployed; "
+                    + "after warm-up, --rounds alternations of --repetitions TorchSharp steps and --repetitions runtime steps (the machine's speed drifts over a run), medians of wall time over all rounds",
                 ["steps"] = new JsonArray(steps.Select(r => (JsonNode)new JsonObject
                 {
                     ["preset"] = r.Preset, ["rows_m"] = r.Rows, ["tdit_bytes"] = r.FileBytes, ["compression_vs_fp32"] = Math.Round(r.Compression, 3),
@@ -207,42 +208,60 @@ static class RuntimeBench
     static string F(double v, int digits) => v.ToString("F" + digits, CultureInfo.InvariantCulture);
 
     /// <summary>
-    /// Packs a random-init ternary model, times TorchSharp steps here (its two thread settings interleaved),
-    /// then the runtime's steps in a child process that never loads libtorch (<c>bench runtime-steps</c>).
+    /// Packs a random-init ternary model and times TorchSharp steps here and the runtime's steps in a child
+    /// process that never loads libtorch (<c>bench runtime-steps</c>), alternating the two in
+    /// <paramref name="rounds"/> rounds so that drift in the machine's speed (other tenants) falls on both.
     /// Each engine runs as it is deployed: in one process, libtorch's OpenMP workers keep spinning after a
     /// call and took the cores from the runtime step that followed (TerDiT-Tiny: 7–10 ms a step that way,
-    /// 2.5 ms alone; with <c>OMP_WAIT_POLICY=PASSIVE</c> 2.8 ms).
+    /// 2.5 ms alone; with <c>OMP_WAIT_POLICY=PASSIVE</c> 2.8 ms), so the child is only told to run after a
+    /// pause of <see cref="OmpSettleSeconds"/>.
     /// </summary>
-    static StepResult MeasureStep(TerDiTConfig config, string packed, int threads, int warmup, int repetitions)
+    static StepResult MeasureStep(TerDiTConfig config, string packed, int threads, int warmup, int repetitions, int rounds)
     {
         var sizes = ModelPacker.PackRandomInit(config with { Ternary = true }, packed);
-        using (var dense = new TerDiTModel(config with { Ternary = false }, 0))
+        using var dense = new TerDiTModel(config with { Ternary = false }, 0);
+        dense.eval();
+        using var child = RuntimeStepsProcess.Start(packed, threads, warmup);
+        Action[] torchSteps = [TorchStep(dense, threads), TorchStep(dense, 1)];
+        WarmUp(torchSteps, warmup, WarmupSeconds);
+        var torchTimes = torchSteps.Select(_ => new List<double>()).ToArray();
+        var (exact, a8) = (new List<double>(), new List<double>());
+        for (int round = 0; round < rounds; round++)
         {
-            dense.eval();
-            var times = TimeInterleaved([TorchStep(dense, threads), TorchStep(dense, 1)], warmup, repetitions);
-            var child = Child("runtime-steps", ["--model", packed, "--threads", $"{threads}", "--warmup", $"{warmup}", "--repetitions", $"{repetitions}"]);
-            if (child["libtorch_mapped"] != "false") throw new InvalidOperationException("the runtime step child mapped libtorch");
-            double Seconds(string key) => double.Parse(child[key], CultureInfo.InvariantCulture);
-            return new StepResult(config.Name, 2 * config.Tokens, times[0], times[1], Seconds("exact_s"), Seconds("a8_s"),
-                sizes.FileBytes, sizes.CompressionRatio, Seconds("load_s"));
+            WarmUp(torchSteps, 1, RewarmSeconds);
+            var t = Time(torchSteps, repetitions);
+            for (int i = 0; i < t.Length; i++) torchTimes[i].AddRange(t[i]);
+            Thread.Sleep(TimeSpan.FromSeconds(OmpSettleSeconds));
+            var (e, a) = child.Run(repetitions);
+            exact.AddRange(e);
+            a8.AddRange(a);
         }
+        if (child.Finish()) throw new InvalidOperationException("the runtime step child mapped libtorch");
+        return new StepResult(config.Name, 2 * config.Tokens, TrainBench.Median(torchTimes[0]), TrainBench.Median(torchTimes[1]),
+            TrainBench.Median(exact), TrainBench.Median(a8), sizes.FileBytes, sizes.CompressionRatio, child.LoadS);
     }
 
-    const double WarmupSeconds = 3;
-
     /// <summary>
-    /// Median seconds of each of <paramref name="steps"/>: every step is first warmed up for at least
-    /// <paramref name="warmup"/> runs and <see cref="WarmupSeconds"/> (so that tiered compilation has promoted
-    /// the hot managed code, runtime kernels and TorchSharp's wrappers alike; one step of a small model is
-    /// over long before that otherwise), then the steps run in turn <paramref name="repetitions"/> times.
+    /// Warm-up before the first round (tiered compilation must have promoted the hot managed code, runtime
+    /// kernels and TorchSharp's wrappers alike; one step of a small model is over long before that otherwise),
+    /// and before every round (after seconds idle, the cores run a small model's first steps up to 1.5× slower:
+    /// TerDiT-Tiny a8 1.8 ms a step after 6 s idle, 1.2 ms after 1 s).
     /// </summary>
-    static double[] TimeInterleaved(Action[] steps, int warmup, int repetitions)
+    const double WarmupSeconds = 3, RewarmSeconds = 0.5, OmpSettleSeconds = 0.5;
+
+    /// <summary>Runs each of <paramref name="steps"/> at least <paramref name="runs"/> times and for <paramref name="seconds"/>.</summary>
+    static void WarmUp(Action[] steps, int runs, double seconds)
     {
         foreach (var step in steps)
         {
             long start = Stopwatch.GetTimestamp();
-            for (int i = 0; i < warmup || Stopwatch.GetElapsedTime(start).TotalSeconds < WarmupSeconds; i++) step();
+            for (int i = 0; i < runs || Stopwatch.GetElapsedTime(start).TotalSeconds < seconds; i++) step();
         }
+    }
+
+    /// <summary>Seconds of <paramref name="repetitions"/> runs of each step, the steps taking turns.</summary>
+    static List<double>[] Time(Action[] steps, int repetitions)
+    {
         var times = steps.Select(_ => new List<double>()).ToArray();
         for (int rep = 0; rep < repetitions; rep++)
             for (int i = 0; i < steps.Length; i++)
@@ -251,20 +270,99 @@ static class RuntimeBench
                 steps[i]();
                 times[i].Add(Stopwatch.GetElapsedTime(t0).TotalSeconds);
             }
-        return times.Select(TrainBench.Median).ToArray();
+        return times;
     }
 
     /// <summary>The runtime's side of <see cref="MeasureStep"/>: no TorchSharp type in this method, so libtorch stays unloaded.</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    static (double ExactS, double A8S, double LoadS) RuntimeStepsChild(string model, int threads, int warmup, int repetitions)
+    static void ServeRuntimeSteps(string model, int threads, int warmup, TextReader input, TextWriter output)
     {
         long start = Stopwatch.GetTimestamp();
         using var exact = TerDiTPipeline.Load(model, new RuntimeOptions { Mode = GemmMode.Exact, Threads = threads, MaxBatch = 1 });
         double loadS = Stopwatch.GetElapsedTime(start).TotalSeconds;
         using var a8 = TerDiTPipeline.Load(model, new RuntimeOptions { Mode = GemmMode.A8, Threads = threads, MaxBatch = 1 });
-        var times = TimeInterleaved([() => exact.Sample([0], 1, 1, SamplerKind.Ddim, Guidance, 1), () => a8.Sample([0], 1, 1, SamplerKind.Ddim, Guidance, 1)],
-            warmup, repetitions);
-        return (times[0], times[1], loadS);
+        Action[] steps = [() => exact.Sample([0], 1, 1, SamplerKind.Ddim, Guidance, 1), () => a8.Sample([0], 1, 1, SamplerKind.Ddim, Guidance, 1)];
+        WarmUp(steps, warmup, WarmupSeconds);
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"load_s: {loadS:R}"));
+        output.WriteLine("ready");
+        output.Flush();
+        while (input.ReadLine() is string line)
+        {
+            if (!line.StartsWith("run ", StringComparison.Ordinal) || !int.TryParse(line[4..], CultureInfo.InvariantCulture, out int n) || n <= 0)
+                throw new ArgumentException($"runtime-steps: expected 'run N', got '{line}'");
+            WarmUp(steps, 1, RewarmSeconds); // the cores were idle while the parent timed TorchSharp
+            var times = Time(steps, n);
+            output.WriteLine("exact_s: " + string.Join(' ', times[0].Select(t => t.ToString("R", CultureInfo.InvariantCulture))));
+            output.WriteLine("a8_s: " + string.Join(' ', times[1].Select(t => t.ToString("R", CultureInfo.InvariantCulture))));
+            output.WriteLine("done");
+            output.Flush();
+        }
+    }
+
+    /// <summary>The parent's handle on a <c>bench runtime-steps</c> child (see <see cref="ServeRuntimeSteps"/>).</summary>
+    sealed class RuntimeStepsProcess : IDisposable
+    {
+        readonly Process _process;
+        readonly Task<string> _stderr;
+        public double LoadS { get; }
+
+        RuntimeStepsProcess(Process process)
+        {
+            _process = process;
+            _stderr = process.StandardError.ReadToEndAsync();
+            var values = ReadUntil("ready");
+            LoadS = double.Parse(values["load_s"], CultureInfo.InvariantCulture);
+        }
+
+        public static RuntimeStepsProcess Start(string model, int threads, int warmup)
+        {
+            var start = ChildStart("runtime-steps", ["--model", model, "--threads", $"{threads}", "--warmup", $"{warmup}"]);
+            start.RedirectStandardInput = true;
+            return new RuntimeStepsProcess(Process.Start(start)!);
+        }
+
+        /// <summary>Times <paramref name="repetitions"/> steps of each engine; seconds.</summary>
+        public (double[] Exact, double[] A8) Run(int repetitions)
+        {
+            _process.StandardInput.WriteLine($"run {repetitions}");
+            _process.StandardInput.Flush();
+            var values = ReadUntil("done");
+            double[] Times(string key) => values[key].Split(' ').Select(t => double.Parse(t, CultureInfo.InvariantCulture)).ToArray();
+            return (Times("exact_s"), Times("a8_s"));
+        }
+
+        /// <summary>Ends the child; returns whether it had mapped libtorch.</summary>
+        public bool Finish()
+        {
+            _process.StandardInput.Close();
+            var values = ReadUntil(null);
+            _process.WaitForExit();
+            if (_process.ExitCode != 0) throw Failed();
+            return values.GetValueOrDefault("libtorch_mapped") != "false";
+        }
+
+        /// <summary>The <c>key: value</c> lines up to the line <paramref name="end"/> (null: end of output).</summary>
+        Dictionary<string, string> ReadUntil(string? end)
+        {
+            var values = new Dictionary<string, string>();
+            while (_process.StandardOutput.ReadLine() is string line)
+            {
+                if (line == end) return values;
+                var kv = line.Split(": ", 2);
+                if (kv.Length == 2) values[kv[0]] = kv[1];
+            }
+            if (end == null) return values;
+            _process.WaitForExit();
+            throw Failed();
+        }
+
+        InvalidOperationException Failed() => new($"child 'bench runtime-steps' failed (exit {_process.ExitCode}): {_stderr.Result.Trim()}");
+
+        public void Dispose()
+        {
+            if (!_process.HasExited) _process.Kill();
+            _process.Dispose();
+        }
     }
 
     /// <summary>One TorchSharp sampling step of one image with guidance (the checkpoint path of <c>terdit sample</c>) on <paramref name="threads"/> threads.</summary>
@@ -281,15 +379,21 @@ static class RuntimeBench
     /// <summary>Runs <c>terdit bench COMMAND ARGS</c> as a child process; returns the <c>key: value</c> lines it printed.</summary>
     static Dictionary<string, string> Child(string command, string[] args)
     {
-        var start = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true, RedirectStandardError = true };
-        if (Path.GetFileNameWithoutExtension(Environment.ProcessPath) == "dotnet") start.ArgumentList.Add(typeof(RuntimeBench).Assembly.Location);
-        foreach (var a in (string[])["bench", command, .. args]) start.ArgumentList.Add(a);
-        using var p = Process.Start(start)!;
+        using var p = Process.Start(ChildStart(command, args))!;
         var err = p.StandardError.ReadToEndAsync();
         var lines = p.StandardOutput.ReadToEnd().Split('\n', StringSplitOptions.TrimEntries);
         p.WaitForExit();
         if (p.ExitCode != 0) throw new InvalidOperationException($"child 'bench {command} {string.Join(' ', args)}' failed: {err.Result.Trim()}");
         return lines.Select(l => l.Split(": ", 2)).Where(kv => kv.Length == 2).ToDictionary(kv => kv[0], kv => kv[1]);
+    }
+
+    /// <summary>How to start <c>terdit bench COMMAND ARGS</c> (this program again) with its output redirected.</summary>
+    static ProcessStartInfo ChildStart(string command, string[] args)
+    {
+        var start = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true, RedirectStandardError = true };
+        if (Path.GetFileNameWithoutExtension(Environment.ProcessPath) == "dotnet") start.ArgumentList.Add(typeof(RuntimeBench).Assembly.Location);
+        foreach (var a in (string[])["bench", command, .. args]) start.ArgumentList.Add(a);
+        return start;
     }
 
     /// <summary>Peak memory and libtorch mapping of one sampling step in a child process (<c>bench runtime-memory</c>).</summary>
