@@ -35,8 +35,8 @@ public sealed record GemmBenchResult(string Name, int M, int K, int N, double To
 
 /// <summary>
 /// Ternary GEMM against TorchSharp dense fp32 on the 600M model's linear shapes (M = 512 tokens:
-/// 2·256 with CFG). Methods are interleaved in every repetition so background load hits all alike;
-/// each figure is the median of the repetitions after a warm-up.
+/// 2·256 with CFG). Per shape the methods run one after the other (see <see cref="RunShape"/>), each
+/// warmed up first; each figure is the median of the repetitions.
 /// </summary>
 public static class GemmBench
 {
@@ -116,6 +116,8 @@ public static class GemmBench
         return results;
     }
 
+    const double OmpSettleSeconds = 0.5, WarmupSeconds = 0.5;
+
     /// <summary>Measures one shape with random trits (one third each of -1, 0, 1) and N(0, 1) activations.</summary>
     public static GemmBenchResult RunShape(string name, int m, int k, int n, int threads, int warmup, int repetitions)
     {
@@ -141,15 +143,22 @@ public static class GemmBench
             () => TernaryGemm.Multiply(x, m, packed, y, default, GemmMode.Exact, options),
             () => TernaryGemm.Multiply(x, m, packed, y, default, GemmMode.A8, options),
         };
+        // One method after the other, not interleaved: libtorch's OpenMP workers keep spinning for a while
+        // after a call and took the cores from a runtime call right after it (the smallest shape's a8 GEMM
+        // measured 378 GOP/s interleaved, 690 alone), so the runtime starts after a pause.
         var times = methods.Select(_ => new List<double>()).ToArray();
-        for (int rep = 0; rep < warmup + repetitions; rep++)
-            for (int i = 0; i < methods.Length; i++)
+        for (int i = 0; i < methods.Length; i++)
+        {
+            if (i > 0) Thread.Sleep(TimeSpan.FromSeconds(OmpSettleSeconds));
+            long warmStart = Stopwatch.GetTimestamp();
+            for (int rep = 0; rep < warmup || Stopwatch.GetElapsedTime(warmStart).TotalSeconds < WarmupSeconds; rep++) methods[i]();
+            for (int rep = 0; rep < repetitions; rep++)
             {
                 long start = Stopwatch.GetTimestamp();
                 methods[i]();
-                double s = Stopwatch.GetElapsedTime(start).TotalSeconds;
-                if (rep >= warmup) times[i].Add(s);
+                times[i].Add(Stopwatch.GetElapsedTime(start).TotalSeconds);
             }
+        }
         double ops = 2.0 * m * k * n;
         double Gops(List<double> t) => ops / Median(t) / 1e9;
         return new GemmBenchResult(name, m, k, n, Gops(times[0]), Gops(times[1]), Gops(times[2]), PeakGflops(threads));
