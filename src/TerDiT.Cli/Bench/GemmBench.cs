@@ -116,7 +116,7 @@ public static class GemmBench
         return results;
     }
 
-    const double OmpSettleSeconds = 0.5, WarmupSeconds = 0.5;
+    const double OmpSettleSeconds = 0.5, WarmupSeconds = 1;
 
     /// <summary>Measures one shape with random trits (one third each of -1, 0, 1) and N(0, 1) activations.</summary>
     public static GemmBenchResult RunShape(string name, int m, int k, int n, int threads, int warmup, int repetitions)
