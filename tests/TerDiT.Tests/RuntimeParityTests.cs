@@ -6,6 +6,7 @@ using TerDiT.Runtime.Config;
 using TerDiT.Runtime.Cpu;
 using TerDiT.Runtime.Model;
 using TerDiT.Runtime.Sampling;
+using TerDiT.Testing;
 using Xunit;
 using Xunit.Abstractions;
 using static TorchSharp.torch;
@@ -218,4 +219,20 @@ public class RuntimeParityTests(ITestOutputHelper output)
         }
         return Math.Sqrt(num / den);
     }
+
+    /// <summary>
+    /// These parity tests again under each intrinsics switch (<see cref="IntrinsicSwitches"/>), so the
+    /// runtime's 256-bit, 128-bit and scalar paths meet TorchSharp too.
+    /// </summary>
+    [Theory, MemberData(nameof(IntrinsicSwitches.Variables), MemberType = typeof(IntrinsicSwitches))]
+    public void ParityHoldsWithIntrinsicsSwitchedOff(string variable)
+    {
+        if (IntrinsicSwitches.InChild) return;
+        IntrinsicSwitches.AssertTestsPass(typeof(RuntimeParityTests).Assembly,
+            $"FullyQualifiedName~{nameof(RuntimeParityTests)}&FullyQualifiedName!~{nameof(ParityHoldsWithIntrinsicsSwitchedOff)}", variable);
+    }
+
+    /// <summary>The switches reach the runtime's path choice (here and in every child run above).</summary>
+    [Fact]
+    public void BestPathFollowsTheJitSwitches() => Assert.Equal(IntrinsicSwitches.ExpectedBestPath(), SimdPaths.Best);
 }
