@@ -1,5 +1,6 @@
 using System.CommandLine;
 using TerDiT.Runtime.Cpu;
+using TerDiT.Runtime.Model;
 
 namespace TerDiT.Cli.Commands;
 
@@ -17,6 +18,10 @@ static class RuntimeModeOption
     }
 
     public static GemmMode Resolve(string mode) => mode == "a8" ? GemmMode.A8 : GemmMode.Exact;
+
+    /// <summary>The runtime's options for <paramref name="mode"/>; <c>--threads</c> when given, else the runtime's default.</summary>
+    public static RuntimeOptions Options(GemmMode mode, int? threads) =>
+        threads is int t ? new RuntimeOptions { Mode = mode, Threads = t } : new RuntimeOptions { Mode = mode };
 
     /// <summary>Refuses <c>--device cuda</c> for a packed model and <c>--mode a8</c> for a checkpoint.</summary>
     public static void Check(bool packedModel, string device, string mode)

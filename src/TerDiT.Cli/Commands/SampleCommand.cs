@@ -4,7 +4,6 @@ using System.Runtime.CompilerServices;
 using TerDiT.Imaging;
 using TerDiT.Runtime;
 using TerDiT.Runtime.Cpu;
-using TerDiT.Runtime.Model;
 using TerDiT.Runtime.Sampling;
 using TerDiT.Training;
 
@@ -62,14 +61,14 @@ static class SampleCommand
     [MethodImpl(MethodImplOptions.NoInlining)]
     static int SamplePacked(TextWriter stdout, string modelPath, Settings s, GemmMode mode)
     {
-        int threads = s.Threads ?? Environment.ProcessorCount;
-        using var pipe = TerDiTPipeline.Load(modelPath, new RuntimeOptions { Mode = mode, Threads = threads });
+        var options = RuntimeModeOption.Options(mode, s.Threads);
+        using var pipe = TerDiTPipeline.Load(modelPath, options);
         var c = pipe.Config;
         var rows = ParseClasses(s.Classes, c.NumClasses);
         if (s.PerClass <= 0) throw new ArgumentException($"--per-class must be positive, not {s.PerClass}");
         var images = pipe.Sample(rows, s.PerClass, s.Steps, s.Sampler, s.Cfg, s.Seed); // (N, C, H, W)
         PngGrid.Save(s.Out, TerDiTPipeline.ToPixels(images), rows.Count * s.PerClass, c.InChannels, c.InputSize, c.InputSize, rows.Count, s.PerClass);
-        stdout.WriteLine($"{s.Out}: {rows.Count}×{s.PerClass} samples of {modelPath} (runtime, {mode}, {threads} threads)");
+        stdout.WriteLine($"{s.Out}: {rows.Count}×{s.PerClass} samples of {modelPath} (runtime, {mode}, {options.Threads} threads)");
         return 0;
     }
 

@@ -3,7 +3,6 @@ using TerDiT.Model;
 using TerDiT.Runtime;
 using TerDiT.Runtime.Config;
 using TerDiT.Runtime.Cpu;
-using TerDiT.Runtime.Model;
 using TerDiT.Runtime.Sampling;
 using TerDiT.Training;
 using TorchSharp;
@@ -38,7 +37,7 @@ abstract class SampleSource : IDisposable
     }
 
     public static SampleSource Packed(string modelPath, GemmMode mode, int? threads) =>
-        new PackedSource(modelPath, mode, TerDiTPipeline.Load(modelPath, new RuntimeOptions { Mode = mode, Threads = threads ?? Environment.ProcessorCount }));
+        new PackedSource(modelPath, mode, TerDiTPipeline.Load(modelPath, RuntimeModeOption.Options(mode, threads)));
 
     sealed class CheckpointSource(string path, long step, TerDiTModel model, Device device) : SampleSource
     {
