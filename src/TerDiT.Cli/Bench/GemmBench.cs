@@ -116,7 +116,7 @@ public static class GemmBench
         return results;
     }
 
-    const double OmpSettleSeconds = 0.5, WarmupSeconds = 1;
+    const double WarmupSeconds = 1;
 
     /// <summary>Measures one shape with random trits (one third each of -1, 0, 1) and N(0, 1) activations.</summary>
     public static GemmBenchResult RunShape(string name, int m, int k, int n, int threads, int warmup, int repetitions)
@@ -146,27 +146,15 @@ public static class GemmBench
         // One method after the other, not interleaved: libtorch's OpenMP workers keep spinning for a while
         // after a call and took the cores from a runtime call right after it (the smallest shape's a8 GEMM
         // measured 378 GOP/s interleaved, 690 alone), so the runtime starts after a pause.
-        var times = methods.Select(_ => new List<double>()).ToArray();
+        var times = new List<double>[methods.Length];
         for (int i = 0; i < methods.Length; i++)
         {
-            if (i > 0) Thread.Sleep(TimeSpan.FromSeconds(OmpSettleSeconds));
-            long warmStart = Stopwatch.GetTimestamp();
-            for (int rep = 0; rep < warmup || Stopwatch.GetElapsedTime(warmStart).TotalSeconds < WarmupSeconds; rep++) methods[i]();
-            for (int rep = 0; rep < repetitions; rep++)
-            {
-                long start = Stopwatch.GetTimestamp();
-                methods[i]();
-                times[i].Add(Stopwatch.GetElapsedTime(start).TotalSeconds);
-            }
+            if (i > 0) Thread.Sleep(TimeSpan.FromSeconds(BenchTiming.OmpSettleSeconds));
+            BenchTiming.WarmUp([methods[i]], warmup, WarmupSeconds);
+            times[i] = BenchTiming.Time([methods[i]], repetitions)[0];
         }
         double ops = 2.0 * m * k * n;
-        double Gops(List<double> t) => ops / Median(t) / 1e9;
+        double Gops(List<double> t) => ops / BenchTiming.Median(t) / 1e9;
         return new GemmBenchResult(name, m, k, n, Gops(times[0]), Gops(times[1]), Gops(times[2]), PeakGflops(threads));
-    }
-
-    static double Median(List<double> v)
-    {
-        var s = v.Order().ToArray();
-        return s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;
     }
 }

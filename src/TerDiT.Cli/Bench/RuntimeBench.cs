@@ -214,7 +214,7 @@ static class RuntimeBench
     /// Each engine runs as it is deployed: in one process, libtorch's OpenMP workers keep spinning after a
     /// call and took the cores from the runtime step that followed (TerDiT-Tiny: 7–10 ms a step that way,
     /// 2.5 ms alone; with <c>OMP_WAIT_POLICY=PASSIVE</c> 2.8 ms), so the child is only told to run after a
-    /// pause of <see cref="OmpSettleSeconds"/>.
+    /// pause of <see cref="BenchTiming.OmpSettleSeconds"/>.
     /// </summary>
     static StepResult MeasureStep(TerDiTConfig config, string packed, int threads, int warmup, int repetitions, int rounds)
     {
@@ -223,22 +223,22 @@ static class RuntimeBench
         dense.eval();
         using var child = RuntimeStepsProcess.Start(packed, threads, warmup);
         Action[] torchSteps = [TorchStep(dense, threads), TorchStep(dense, 1)];
-        WarmUp(torchSteps, warmup, WarmupSeconds);
+        BenchTiming.WarmUp(torchSteps, warmup, WarmupSeconds);
         var torchTimes = torchSteps.Select(_ => new List<double>()).ToArray();
         var (exact, a8) = (new List<double>(), new List<double>());
         for (int round = 0; round < rounds; round++)
         {
-            WarmUp(torchSteps, 1, RewarmSeconds);
-            var t = Time(torchSteps, repetitions);
+            BenchTiming.WarmUp(torchSteps, 1, RewarmSeconds);
+            var t = BenchTiming.Time(torchSteps, repetitions);
             for (int i = 0; i < t.Length; i++) torchTimes[i].AddRange(t[i]);
-            Thread.Sleep(TimeSpan.FromSeconds(OmpSettleSeconds));
+            Thread.Sleep(TimeSpan.FromSeconds(BenchTiming.OmpSettleSeconds));
             var (e, a) = child.Run(repetitions);
             exact.AddRange(e);
             a8.AddRange(a);
         }
         if (child.Finish()) throw new InvalidOperationException("the runtime step child mapped libtorch");
-        return new StepResult(config.Name, 2 * config.Tokens, TrainBench.Median(torchTimes[0]), TrainBench.Median(torchTimes[1]),
-            TrainBench.Median(exact), TrainBench.Median(a8), sizes.FileBytes, sizes.CompressionRatio, child.LoadS);
+        return new StepResult(config.Name, 2 * config.Tokens, BenchTiming.Median(torchTimes[0]), BenchTiming.Median(torchTimes[1]),
+            BenchTiming.Median(exact), BenchTiming.Median(a8), sizes.FileBytes, sizes.CompressionRatio, child.LoadS);
     }
 
     /// <summary>
@@ -247,31 +247,7 @@ static class RuntimeBench
     /// and before every round (after seconds idle, the cores run a small model's first steps up to 1.5× slower:
     /// TerDiT-Tiny a8 1.8 ms a step after 6 s idle, 1.2 ms after 1 s).
     /// </summary>
-    const double WarmupSeconds = 3, RewarmSeconds = 0.5, OmpSettleSeconds = 0.5;
-
-    /// <summary>Runs each of <paramref name="steps"/> at least <paramref name="runs"/> times and for <paramref name="seconds"/>.</summary>
-    static void WarmUp(Action[] steps, int runs, double seconds)
-    {
-        foreach (var step in steps)
-        {
-            long start = Stopwatch.GetTimestamp();
-            for (int i = 0; i < runs || Stopwatch.GetElapsedTime(start).TotalSeconds < seconds; i++) step();
-        }
-    }
-
-    /// <summary>Seconds of <paramref name="repetitions"/> runs of each step, the steps taking turns.</summary>
-    static List<double>[] Time(Action[] steps, int repetitions)
-    {
-        var times = steps.Select(_ => new List<double>()).ToArray();
-        for (int rep = 0; rep < repetitions; rep++)
-            for (int i = 0; i < steps.Length; i++)
-            {
-                long t0 = Stopwatch.GetTimestamp();
-                steps[i]();
-                times[i].Add(Stopwatch.GetElapsedTime(t0).TotalSeconds);
-            }
-        return times;
-    }
+    const double WarmupSeconds = 3, RewarmSeconds = 0.5;
 
     /// <summary>The runtime's side of <see cref="MeasureStep"/>: no TorchSharp type in this method, so libtorch stays unloaded.</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
@@ -282,7 +258,7 @@ static class RuntimeBench
         double loadS = Stopwatch.GetElapsedTime(start).TotalSeconds;
         using var a8 = TerDiTPipeline.Load(model, new RuntimeOptions { Mode = GemmMode.A8, Threads = threads, MaxBatch = 1 });
         Action[] steps = [() => exact.Sample([0], 1, 1, SamplerKind.Ddim, Guidance, 1), () => a8.Sample([0], 1, 1, SamplerKind.Ddim, Guidance, 1)];
-        WarmUp(steps, warmup, WarmupSeconds);
+        BenchTiming.WarmUp(steps, warmup, WarmupSeconds);
         output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"load_s: {loadS:R}"));
         output.WriteLine("ready");
         output.Flush();
@@ -290,8 +266,8 @@ static class RuntimeBench
         {
             if (!line.StartsWith("run ", StringComparison.Ordinal) || !int.TryParse(line[4..], CultureInfo.InvariantCulture, out int n) || n <= 0)
                 throw new ArgumentException($"runtime-steps: expected 'run N', got '{line}'");
-            WarmUp(steps, 1, RewarmSeconds); // the cores were idle while the parent timed TorchSharp
-            var times = Time(steps, n);
+            BenchTiming.WarmUp(steps, 1, RewarmSeconds); // the cores were idle while the parent timed TorchSharp
+            var times = BenchTiming.Time(steps, n);
             output.WriteLine("exact_s: " + string.Join(' ', times[0].Select(t => t.ToString("R", CultureInfo.InvariantCulture))));
             output.WriteLine("a8_s: " + string.Join(' ', times[1].Select(t => t.ToString("R", CultureInfo.InvariantCulture))));
             output.WriteLine("done");

@@ -55,9 +55,9 @@ static class TrainBench
                     ? DatasetSource.Load(DatasetSource.FashionMnistName, config, p.GetValue(dataDir))
                     : RandomImages(config, count: Math.Max(4 * b, 64));
                 var (ternary, full) = Measure(config, images, b, n, w, dev, p.GetValue(precision), communicator);
-                double ratio = Median(ternary) / Median(full);
+                double ratio = BenchTiming.Median(ternary) / BenchTiming.Median(full);
                 stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"{name}: ternary {Median(ternary) * 1000:F1} ms/step ({b / Median(ternary):F1} img/s), full precision {Median(full) * 1000:F1} ms/step ({b / Median(full):F1} img/s), ternary/FP time {ratio:F3}"));
+                    $"{name}: ternary {BenchTiming.Median(ternary) * 1000:F1} ms/step ({b / BenchTiming.Median(ternary):F1} img/s), full precision {BenchTiming.Median(full) * 1000:F1} ms/step ({b / BenchTiming.Median(full):F1} img/s), ternary/FP time {ratio:F3}"));
                 results.Add(new JsonObject
                 {
                     ["preset"] = name,
@@ -123,17 +123,11 @@ static class TrainBench
 
     static JsonObject Summary(List<double> seconds, int batch) => new()
     {
-        ["median_step_s"] = Math.Round(Median(seconds), 5),
+        ["median_step_s"] = Math.Round(BenchTiming.Median(seconds), 5),
         ["min_step_s"] = Math.Round(seconds.Min(), 5),
         ["max_step_s"] = Math.Round(seconds.Max(), 5),
-        ["images_per_s"] = Math.Round(batch / Median(seconds), 2),
+        ["images_per_s"] = Math.Round(batch / BenchTiming.Median(seconds), 2),
     };
-
-    internal static double Median(List<double> xs)
-    {
-        var s = xs.Order().ToArray();
-        return s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;
-    }
 
     internal static JsonObject Machine(torch.Device device)
     {
