@@ -227,7 +227,6 @@ public class RuntimeParityTests(ITestOutputHelper output)
     [Theory, MemberData(nameof(IntrinsicSwitches.Variables), MemberType = typeof(IntrinsicSwitches))]
     public void ParityHoldsWithIntrinsicsSwitchedOff(string variable)
     {
-        if (IntrinsicSwitches.InChild) return;
         IntrinsicSwitches.AssertTestsPass(typeof(RuntimeParityTests).Assembly,
             $"FullyQualifiedName~{nameof(RuntimeParityTests)}&FullyQualifiedName!~{nameof(ParityHoldsWithIntrinsicsSwitchedOff)}", variable);
     }
