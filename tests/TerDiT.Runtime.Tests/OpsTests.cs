@@ -280,4 +280,28 @@ public class OpsTests
         new Attention(tokens, heads, headDim, 1).Forward(q, k, v, single, images);
         Assert.Equal(single, actual);
     }
+
+    [Theory]
+    [InlineData(1, 1, 1, 2, 1)]
+    [InlineData(2, 7, 2, 4, 1)]
+    [InlineData(3, 16, 4, 8, 2)]
+    [InlineData(2, 37, 3, 12, 2)]
+    [InlineData(1, 64, 4, 32, 2)]
+    [InlineData(1, 256, 2, 48, 2)]
+    [InlineData(1, 256, 2, 64, 2)]
+    public void Int16AttentionStaysWithinItsQuantizationErrorAndIgnoresThreadCount(int images, int tokens, int heads, int headDim, int workers)
+    {
+        int n = images * tokens * heads * headDim;
+        float[] q = TestData.Normal(n, 1, 2f), k = TestData.Normal(n, 2, 2f), v = TestData.Normal(n, 3);
+        float[] expected = new float[n], actual = new float[n], single = new float[n];
+        ReferenceOps.Attention(q, k, v, expected, images, tokens, heads, headDim);
+        new Attention(tokens, heads, headDim, workers, AttentionArithmetic.Int16).Forward(q, k, v, actual, images);
+        // Expected error: the scores move by about hd·Δq·|k| (codes of ≥ 12 bits a token), the
+        // numerators by half a code in pv ≈ √(2³¹/T) (sum of T of them ~ √T/(√12·pv) ≈ 1.6e-3 at
+        // T = 256); measured 2.0e-3 at T = 256 and ≤ 5e-4 at T ≤ 64, checked at twice that.
+        Assert.InRange(TestData.RelativeError(actual, expected), 0, tokens >= 256 ? 4e-3 : 1e-3);
+        TestData.AssertClose(expected, actual, 0, 2e-2);
+        new Attention(tokens, heads, headDim, 1, AttentionArithmetic.Int16).Forward(q, k, v, single, images);
+        Assert.Equal(single, actual);
+    }
 }

@@ -4,6 +4,7 @@ using TerDiT.Packing;
 using TerDiT.Quantization;
 using TerDiT.Runtime.Config;
 using TerDiT.Runtime.Cpu;
+using TerDiT.Runtime.Ops;
 using TerDiT.Runtime.Model;
 using TerDiT.Runtime.Sampling;
 using TerDiT.Testing;
@@ -120,9 +121,13 @@ public class RuntimeParityTests(ITestOutputHelper output)
     /// Layer by layer the two agree to float rounding (test above), but a quantizer's inputs differ by
     /// ~5e-7 relative (the Exact parity), so some values sit on the other side of a rounding boundary and
     /// move one int8 step; later quantizers then see inputs that differ by more and the two trajectories
-    /// drift apart. Measured 4e-7 (no boundary crossed) to 5e-3; bound 1e-2. This catches gross A8 errors
-    /// (scale, sign, wrong layer set: O(1)); the fine semantics are pinned by the layer test. The distance
-    /// to the unquantized forward is printed: the quantization effect itself (0.4–2 % here).
+    /// drift apart. The runtime's A8 attention also runs on int16 codes (<see cref="AttentionArithmetic.Int16"/>),
+    /// which the simulation does not model: its ~1e-3 error per attention moves more values across
+    /// boundaries. Measured 2e-3 to 1.2e-2 (4e-7 to 5e-3 with fp32 attention); bound 2e-2. This catches
+    /// gross A8 errors (scale, sign, wrong layer set: O(1)); the fine semantics are pinned by the layer
+    /// test. Second check: the runtime's distance to the unquantized forward (the quantization effect,
+    /// 0.4–2 % here) is the simulated A8's within 10 % — the int16 attention adds no error of its own
+    /// that shows next to A8's (measured: within 1.5 %).
     /// </summary>
     [Theory]
     [InlineData("tiny")]
@@ -135,9 +140,11 @@ public class RuntimeParityTests(ITestOutputHelper output)
         var (runtime, simulated) = Forward(variant, GemmMode.A8, simulateA8: true);
         var (_, unquantized) = Forward(variant, GemmMode.A8, simulateA8: false);
         double err = RelativeError(runtime, simulated);
+        double runtimeEffect = RelativeError(runtime, unquantized), simulatedEffect = RelativeError(simulated, unquantized);
         output.WriteLine($"{variant} A8: ‖runtime − simulated A8‖/‖simulated‖ = {err:E3}; "
-            + $"‖runtime A8 − torch fp32‖/‖torch‖ = {RelativeError(runtime, unquantized):E3}");
-        Assert.True(err < 1e-2, $"relative error {err:E3}");
+            + $"‖runtime A8 − torch fp32‖/‖torch‖ = {runtimeEffect:E3} (simulated A8: {simulatedEffect:E3})");
+        Assert.True(err < 2e-2, $"relative error {err:E3}");
+        Assert.InRange(runtimeEffect / simulatedEffect, 0.9, 1.1);
     }
 
     /// <summary>

@@ -54,7 +54,8 @@ public sealed class RuntimeModel
         _blocks = new Block[c.Depth];
         for (int i = 0; i < c.Depth; i++) _blocks[i] = LoadBlock(weights, $"blocks.{i}.");
         _rope = new RopeTable(c.Tokens, c.HeadDim);
-        _attention = new Attention(c.Tokens, c.NumHeads, c.HeadDim, _options.Threads);
+        _attention = new Attention(c.Tokens, c.NumHeads, c.HeadDim, _options.Threads,
+            _options.Mode == Cpu.GemmMode.A8 ? AttentionArithmetic.Int16 : AttentionArithmetic.Float32);
     }
 
     Block LoadBlock(IWeightSource w, string b)

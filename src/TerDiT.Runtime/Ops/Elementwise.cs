@@ -123,8 +123,7 @@ public static class Elementwise
                 {
                     var vmax = Vector512.Create(float.NegativeInfinity);
                     for (; i + 16 <= dim; i += 16) vmax = Vector512.Max(vmax, Vector512.Load(xr + i));
-                    max = vmax.ToScalar();
-                    for (int j = 1; j < 16; j++) max = MathF.Max(max, vmax.GetElement(j));
+                    max = MaxAcross(vmax);
                     for (; i < dim; i++) max = MathF.Max(max, xr[i]);
                     // scale > 0, so s·(x − max) = s·x − max(s·x) ≤ 0
                     var vm = Vector512.Create(max);
@@ -158,6 +157,15 @@ public static class Elementwise
                 for (; i < dim; i++) sum += xr[i] = MathF.Exp((xr[i] - max) * scale); // tail
                 sums[r] = sum;
             }
+    }
+
+    /// <summary>The largest of the 16 lanes, by halving (NaN-propagating like <see cref="MathF.Max"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static float MaxAcross(Vector512<float> v)
+    {
+        var m256 = Vector256.Max(v.GetLower(), v.GetUpper());
+        var m = Vector128.Max(m256.GetLower(), m256.GetUpper());
+        return MathF.Max(MathF.Max(m.GetElement(0), m.GetElement(1)), MathF.Max(m.GetElement(2), m.GetElement(3)));
     }
 
     /// <summary>

@@ -32,6 +32,17 @@ public static unsafe class FloatGemm
         {
             int w = Math.Min(PanelWidth, n - j0);
             Span<float> panel = packed.Slice(p * k * PanelWidth, k * PanelWidth);
+            if (w == PanelWidth)
+            {
+                fixed (float* pb = b, pp = panel)
+                    for (int r = 0; r < k; r++)
+                    {
+                        float* src = pb + (nint)r * ldb + j0, dst = pp + (nint)r * PanelWidth;
+                        Vector256.Load(src).Store(dst);
+                        Vector256.Load(src + 8).Store(dst + 8);
+                    }
+                continue;
+            }
             for (int r = 0; r < k; r++)
             {
                 Span<float> dst = panel.Slice(r * PanelWidth, PanelWidth);
