@@ -171,7 +171,7 @@ public sealed class RuntimeModel
             _rope.Apply(ImageOf(buf.Qkv, q, b, d), d);
             _rope.Apply(ImageOf(buf.Qkv, k, b, d), d);
         });
-        _attention.Forward(buf.Qkv.AsMemory(q, rows * d), buf.Qkv.AsMemory(k, rows * d), buf.Qkv.AsMemory(v, rows * d), buf.Attn, n); // (M, D)
+        _attention.Forward(buf.Qkv.AsMemory(q, rows * d), buf.Qkv.AsMemory(k, rows * d), buf.Qkv.AsMemory(v, rows * d), buf.Attn.AsMemory(0, rows * d), n); // (M, D)
         blk.Wo.Forward(buf.Attn, buf.O, rows);
         ForEachImage(n, b =>
         {
@@ -189,10 +189,10 @@ public sealed class RuntimeModel
     }
 
     /// <summary>The T·D rows of image b in a (M, D) buffer.</summary>
-    Span<float> Image(float[] a, int b) => ImageOf(a, 0, b, Config.HiddenSize);
+    Span<float> Image(AlignedBuffer<float> a, int b) => ImageOf(a, 0, b, Config.HiddenSize);
 
     /// <summary>The T rows of image b in a (M, width) matrix starting at <paramref name="offset"/> of a.</summary>
-    Span<float> ImageOf(float[] a, int offset, int b, int width) => a.AsSpan(offset + b * Config.Tokens * width, Config.Tokens * width);
+    Span<float> ImageOf(AlignedBuffer<float> a, int offset, int b, int width) => a.AsSpan(offset + b * Config.Tokens * width, Config.Tokens * width);
 
     void ForEachImage(int n, Action<int> body)
     {
@@ -201,7 +201,7 @@ public sealed class RuntimeModel
     }
 
     /// <summary>(N, C, H, W) → (N·T, C·p·p), tokens in row-major patch order, features (c, row, col).</summary>
-    void Patchify(ReadOnlySpan<float> x, float[] patches, int n)
+    void Patchify(ReadOnlySpan<float> x, Span<float> patches, int n)
     {
         var c = Config;
         int p = c.PatchSize, g = c.GridSize, size = c.InputSize, ch = c.InChannels, pf = c.PatchFeatures;
@@ -213,12 +213,12 @@ public sealed class RuntimeModel
                     for (int k = 0; k < ch; k++)
                         for (int r = 0; r < p; r++)
                             x.Slice(((b * ch + k) * size + gi * p + r) * size + gj * p, p)
-                             .CopyTo(patches.AsSpan(token * pf + (k * p + r) * p, p));
+                             .CopyTo(patches.Slice(token * pf + (k * p + r) * p, p));
                 }
     }
 
     /// <summary>(N·T, p·p·Cout) with features (row, col, channel) → (N, Cout, H, W).</summary>
-    void Unpatchify(float[] tokens, Span<float> output, int n)
+    void Unpatchify(ReadOnlySpan<float> tokens, Span<float> output, int n)
     {
         var c = Config;
         int p = c.PatchSize, g = c.GridSize, size = c.InputSize, co = c.OutChannels, width = p * p * co;
@@ -238,18 +238,18 @@ public sealed class RuntimeModel
     sealed class Buffers(TerDiTConfig c, int images)
     {
         public readonly int Images = images;
-        public readonly float[] Patches = new float[images * c.Tokens * c.PatchFeatures];
-        public readonly float[] X = new float[images * c.Tokens * c.HiddenSize];
-        public readonly float[] H = new float[images * c.Tokens * c.HiddenSize];
-        public readonly float[] Qkv = new float[3 * images * c.Tokens * c.HiddenSize];
-        public readonly float[] Attn = new float[images * c.Tokens * c.HiddenSize];
-        public readonly float[] O = new float[images * c.Tokens * c.HiddenSize];
-        public readonly float[] Ag = new float[2 * images * c.Tokens * c.FfnHidden];
-        public readonly float[] Out = new float[images * c.Tokens * c.PatchSize * c.PatchSize * c.OutChannels];
-        public readonly float[] Frequencies = new float[images * FrequencyDim];
-        public readonly float[] T1 = new float[images * c.CondDim];
-        public readonly float[] C = new float[images * c.CondDim];
-        public readonly float[] SiluC = new float[images * c.CondDim];
-        public readonly float[] Mod = new float[images * 6 * c.HiddenSize];
+        public readonly AlignedBuffer<float> Patches = new(images * c.Tokens * c.PatchFeatures);
+        public readonly AlignedBuffer<float> X = new(images * c.Tokens * c.HiddenSize);
+        public readonly AlignedBuffer<float> H = new(images * c.Tokens * c.HiddenSize);
+        public readonly AlignedBuffer<float> Qkv = new(3 * images * c.Tokens * c.HiddenSize);
+        public readonly AlignedBuffer<float> Attn = new(images * c.Tokens * c.HiddenSize);
+        public readonly AlignedBuffer<float> O = new(images * c.Tokens * c.HiddenSize);
+        public readonly AlignedBuffer<float> Ag = new(2 * images * c.Tokens * c.FfnHidden);
+        public readonly AlignedBuffer<float> Out = new(images * c.Tokens * c.PatchSize * c.PatchSize * c.OutChannels);
+        public readonly AlignedBuffer<float> Frequencies = new(images * FrequencyDim);
+        public readonly AlignedBuffer<float> T1 = new(images * c.CondDim);
+        public readonly AlignedBuffer<float> C = new(images * c.CondDim);
+        public readonly AlignedBuffer<float> SiluC = new(images * c.CondDim);
+        public readonly AlignedBuffer<float> Mod = new(images * 6 * c.HiddenSize);
     }
 }

@@ -41,18 +41,18 @@ public sealed class Attention
     /// <summary>One worker's buffers, allocated once and reused.</summary>
     sealed class Scratch(int t, int hd, AttentionArithmetic arithmetic)
     {
-        public readonly float[] Keys = new float[FloatGemm.PackedLength(hd, t)], Values = new float[FloatGemm.PackedLength(t, hd)];
-        public readonly float[] Scores = new float[t * t], Sums = new float[t];
+        public readonly AlignedBuffer<float> Keys = new(FloatGemm.PackedLength(hd, t)), Values = new(FloatGemm.PackedLength(t, hd));
+        public readonly AlignedBuffer<float> Scores = new(t * t), Sums = new(t);
         // Int16 only (empty otherwise): codes of Q (T, 2·pairs(hd)) and P (T, 2·pairs(T)), packed K and V
         // pairs, and the scales of Q rows, K tokens, V channels.
         static int Size(AttentionArithmetic a, int n) => a == AttentionArithmetic.Int16 ? n : 0;
-        public readonly short[] QCodes = new short[Size(arithmetic, t * 2 * Int16Gemm.Pairs(hd))];
-        public readonly short[] PCodes = new short[Size(arithmetic, t * 2 * Int16Gemm.Pairs(t))];
-        public readonly int[] KeyPairs = new int[Size(arithmetic, Int16Gemm.PackedLength(hd, t))];
-        public readonly int[] ValuePairs = new int[Size(arithmetic, Int16Gemm.PackedLength(t, hd))];
-        public readonly float[] QScales = new float[Size(arithmetic, t)], Row = new float[Size(arithmetic, t)];
-        public readonly float[] KeyScales = new float[Size(arithmetic, FloatGemm.PackedLength(1, t))];
-        public readonly float[] ValueScales = new float[Size(arithmetic, FloatGemm.PackedLength(1, hd))];
+        public readonly AlignedBuffer<short> QCodes = new(Size(arithmetic, t * 2 * Int16Gemm.Pairs(hd)));
+        public readonly AlignedBuffer<short> PCodes = new(Size(arithmetic, t * 2 * Int16Gemm.Pairs(t)));
+        public readonly AlignedBuffer<int> KeyPairs = new(Size(arithmetic, Int16Gemm.PackedLength(hd, t)));
+        public readonly AlignedBuffer<int> ValuePairs = new(Size(arithmetic, Int16Gemm.PackedLength(t, hd)));
+        public readonly AlignedBuffer<float> QScales = new(Size(arithmetic, t)), Row = new(Size(arithmetic, t));
+        public readonly AlignedBuffer<float> KeyScales = new(Size(arithmetic, FloatGemm.PackedLength(1, t)));
+        public readonly AlignedBuffer<float> ValueScales = new(Size(arithmetic, FloatGemm.PackedLength(1, hd)));
     }
 
     /// <summary>
