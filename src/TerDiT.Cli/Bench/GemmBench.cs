@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using TerDiT.Runtime.Config;
 using TerDiT.Runtime.Cpu;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -34,19 +35,25 @@ public sealed record GemmBenchResult(string Name, int M, int K, int N, double To
 }
 
 /// <summary>
-/// Ternary GEMM against TorchSharp dense fp32 on the 600M model's linear shapes (M = 512 tokens:
-/// 2·256 with CFG). Per shape the methods run one after the other (see <see cref="RunShape"/>), each
-/// warmed up first; each figure is the median of the repetitions.
+/// Ternary GEMM against TorchSharp dense fp32 on a preset's linear shapes (by default TerDiT-600M's, at
+/// M = 512 tokens: 2·256 with CFG). Per shape the methods run one after the other (see
+/// <see cref="RunShape"/>), each warmed up first; each figure is the median of the repetitions.
 /// </summary>
 public static class GemmBench
 {
-    /// <summary>The 600M linear shapes (name, K, N).</summary>
-    public static readonly IReadOnlyList<(string Name, int K, int N)> Shapes600M =
+    /// <summary>The preset the benchmark measures by default.</summary>
+    public const string DefaultPreset = "TerDiT-600M";
+
+    /// <summary>
+    /// A preset's ternary linear shapes (name, K, N): D → D (wq, wk, wv, wo), D → F (w1, w3), F → D (w2)
+    /// and the adaLN cond → 6D.
+    /// </summary>
+    public static IReadOnlyList<(string Name, int K, int N)> Shapes(TerDiTConfig config) =>
     [
-        ("attn wq/wk/wv/wo", 1536, 1536),
-        ("ffn w1/w3", 1536, 4096),
-        ("ffn w2", 4096, 1536),
-        ("adaLN", 1024, 9216),
+        ("attn wq/wk/wv/wo", config.HiddenSize, config.HiddenSize),
+        ("ffn w1/w3", config.HiddenSize, config.FfnHidden),
+        ("ffn w2", config.FfnHidden, config.HiddenSize),
+        ("adaLN", config.CondDim, 6 * config.HiddenSize),
     ];
 
     /// <summary>
@@ -100,14 +107,14 @@ public static class GemmBench
         return double.NaN;
     }
 
-    /// <summary>Runs every shape of <see cref="Shapes600M"/>; <paramref name="log"/> gets each result as it is measured.</summary>
-    public static IReadOnlyList<GemmBenchResult> Run(int m = 512, int threads = 2, int warmup = 2, int repetitions = 7, Action<string>? log = null)
+    /// <summary>Runs every shape of <see cref="Shapes"/>(<paramref name="config"/>); <paramref name="log"/> gets each result as it is measured.</summary>
+    public static IReadOnlyList<GemmBenchResult> Run(TerDiTConfig config, int m = 512, int threads = 2, int warmup = 2, int repetitions = 7, Action<string>? log = null)
     {
         if (m <= 0 || threads <= 0 || warmup < 0 || repetitions <= 0)
             throw new ArgumentException("m, threads and repetitions must be positive, warmup non-negative");
         torch.set_num_threads(threads);
         var results = new List<GemmBenchResult>();
-        foreach (var (name, k, n) in Shapes600M)
+        foreach (var (name, k, n) in Shapes(config))
         {
             var r = RunShape(name, m, k, n, threads, warmup, repetitions);
             log?.Invoke(r.ToString());

@@ -129,7 +129,7 @@ static class RuntimeBench
                 steps.Add(r);
                 largestModel = Path.Combine(tmp, $"{name}.tdit");
             }
-            var gemm = GemmBench.Run(512, threads, 2, 11, stdout.WriteLine);
+            var gemm = GemmBench.Run(Presets.Get(GemmBench.DefaultPreset), 512, threads, 2, 11, stdout.WriteLine);
 
             var largest = presets[^1];
             var memory = new Dictionary<string, (long Kb, bool Libtorch)>
