@@ -28,7 +28,7 @@ public class DistributedEnvironmentTests
     }
 
     [Fact]
-    public void RendezvousHandsTheIdFromRankZeroToAWaitingRank()
+    public async Task RendezvousHandsTheIdFromRankZeroToAWaitingRank()
     {
         var dir = Directory.CreateTempSubdirectory("rdv").FullName;
         try
@@ -36,9 +36,9 @@ public class DistributedEnvironmentTests
             var path = Path.Combine(dir, "id");
             var id = Enumerable.Range(0, 128).Select(i => (byte)(i * 7)).ToArray();
             var waiter = Task.Run(() => Rendezvous.Wait(path, 128, TimeSpan.FromSeconds(30)));
-            Thread.Sleep(100);
+            await Task.Delay(100);
             Rendezvous.Publish(path, id);
-            Assert.Equal(id, waiter.GetAwaiter().GetResult());
+            Assert.Equal(id, await waiter);
             Assert.Equal([path], Directory.GetFiles(dir)); // no temporary file left behind
         }
         finally { Directory.Delete(dir, true); }

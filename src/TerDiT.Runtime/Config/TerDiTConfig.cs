@@ -68,17 +68,19 @@ public sealed record TerDiTConfig
         return this;
     }
 
-    static readonly JsonSerializerOptions Json = new() { WriteIndented = false };
-
-    public string ToJson() => JsonSerializer.Serialize(this, Json);
+    public string ToJson() => JsonSerializer.Serialize(this, TerDiTConfigJson.Default.TerDiTConfig);
 
     /// <summary>Parses and validates a config; malformed JSON becomes <see cref="FormatException"/>.</summary>
     public static TerDiTConfig FromJson(string json)
     {
         try
         {
-            return (JsonSerializer.Deserialize<TerDiTConfig>(json, Json) ?? throw new FormatException("model config is null")).Validate();
+            return (JsonSerializer.Deserialize(json, TerDiTConfigJson.Default.TerDiTConfig) ?? throw new FormatException("model config is null")).Validate();
         }
         catch (JsonException e) { throw new FormatException($"model config is not valid JSON: {e.Message}", e); }
     }
 }
+
+/// <summary>Source-generated JSON for <see cref="TerDiTConfig"/>, so the runtime stays trim- and AOT-safe.</summary>
+[JsonSerializable(typeof(TerDiTConfig))]
+sealed partial class TerDiTConfigJson : JsonSerializerContext;
