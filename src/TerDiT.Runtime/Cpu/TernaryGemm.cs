@@ -13,7 +13,7 @@ namespace TerDiT.Runtime.Cpu;
 /// few tokens: A8 the decode-and-multiply <see cref="TernaryGemv"/>, Exact narrower tables);
 /// <see cref="SimdPath.Scalar"/> runs the reference.
 /// </summary>
-public static unsafe class TernaryGemm
+public static unsafe partial class TernaryGemm
 {
     /// <summary>
     /// Byte positions tabulated at a time (measured best on Zen 4: 16 for fp32 tables of 16 tokens,

@@ -28,7 +28,7 @@ public sealed class RuntimeModel
 
     sealed record Block(
         float[] AttentionNorm, float[] FfnNorm,
-        LinearStack Qkv, ILinearKernel Wo, LinearStack W13, ILinearKernel W2, ILinearKernel AdaLn,
+        LinearStack Qkv, ILinearKernel Wo, LinearStack W13, ILinearKernel W2, FusedSwiGlu? FusedFfn, ILinearKernel AdaLn,
         float[]? QNormWeight, float[]? QNormBias, float[]? KNormWeight, float[]? KNormBias, float[]? AdaLnNorm);
 
     public RuntimeModel(IWeightSource weights, RuntimeOptions? options = null)
@@ -66,11 +66,12 @@ public sealed class RuntimeModel
             ? Checked(w.TernaryLinear(b + name, bias, _options), b + name, outF, inF)
             : new FloatLinear(w.Full(b + name + ".weight"), bias, outF, inF, _parallel);
         float[]? Optional(bool present, string name) => present ? w.Full(b + name) : null;
+        ILinearKernel w1 = Linear("feed_forward.w1", f, d), w3 = Linear("feed_forward.w3", f, d), w2 = Linear("feed_forward.w2", d, f);
         return new Block(
             w.Full(b + "attention_norm.weight"), w.Full(b + "ffn_norm.weight"),
             new LinearStack(Linear("attention.wq", d, d), Linear("attention.wk", d, d), Linear("attention.wv", d, d)),
             Linear("attention.wo", d, d),
-            new LinearStack(Linear("feed_forward.w1", f, d), Linear("feed_forward.w3", f, d)), Linear("feed_forward.w2", d, f),
+            new LinearStack(w1, w3), w2, FusedSwiGlu.TryCreate(w1, w3, w2),
             Linear("adaLN_modulation", 6 * d, c.CondDim, w.Full(b + "adaLN_modulation.bias")),
             Optional(c.QkNorm, "attention.q_norm.weight"), Optional(c.QkNorm, "attention.q_norm.bias"),
             Optional(c.QkNorm, "attention.k_norm.weight"), Optional(c.QkNorm, "attention.k_norm.bias"),
@@ -179,12 +180,15 @@ public sealed class RuntimeModel
             Norms.RmsNormModulate(Image(buf.X, b), blk.FfnNorm, Chunk(b, 3), Chunk(b, 4), Image(buf.H, b), d, NormEps);
         });
 
-        // SwiGLU branch: x += gate_mlp · w2(silu(w1 h) · w3 h)
-        int f = c.FfnHidden;
-        blk.W13.Forward(buf.H, buf.Ag, rows);                      // w1 h, then w3 h: (M, F) each
-        int g = rows * f;
-        ForEachImage(n, b => Elementwise.SwiGluGate(ImageOf(buf.Ag, 0, b, f), ImageOf(buf.Ag, g, b, f), ImageOf(buf.Ag, 0, b, f)));
-        blk.W2.Forward(buf.Ag, buf.O, rows);                       // (M, D) from the gated (M, F)
+        // SwiGLU branch: x += gate_mlp · w2(silu(w1 h) · w3 h), in one fused pass where it applies
+        if (blk.FusedFfn?.TryForward(buf.H, buf.O, rows) != true)
+        {
+            int f = c.FfnHidden;
+            blk.W13.Forward(buf.H, buf.Ag, rows);                  // w1 h, then w3 h: (M, F) each
+            int g = rows * f;
+            ForEachImage(n, b => Elementwise.SwiGluGate(ImageOf(buf.Ag, 0, b, f), ImageOf(buf.Ag, g, b, f), ImageOf(buf.Ag, 0, b, f)));
+            blk.W2.Forward(buf.Ag, buf.O, rows);                   // (M, D) from the gated (M, F)
+        }
         ForEachImage(n, b => Elementwise.GatedResidual(Image(buf.X, b), Chunk(b, 5), Image(buf.O, b), d));
     }
 

@@ -30,7 +30,7 @@ public static class Elementwise
         int i = 0;
         if (Vector512.IsHardwareAccelerated)
             for (; i + 16 <= a.Length; i += 16)
-                (SiluVector(Vector512.Create(a.Slice(i, 16))) * Vector512.Create(b.Slice(i, 16))).CopyTo(y.Slice(i, 16));
+                SwiGlu(Vector512.Create(a.Slice(i, 16)), Vector512.Create(b.Slice(i, 16))).CopyTo(y.Slice(i, 16));
         if (Vector256.IsHardwareAccelerated)
             for (; i + 8 <= a.Length; i += 8)
                 (SiluVector(Vector256.Create(a.Slice(i, 8))) * Vector256.Create(b.Slice(i, 8))).CopyTo(y.Slice(i, 8));
@@ -41,6 +41,9 @@ public static class Elementwise
     static Vector256<float> SiluVector(Vector256<float> x) => x / (Vector256<float>.One + Exp(-x));
 
     static Vector512<float> SiluVector(Vector512<float> x) => x / (Vector512<float>.One + Exp(-x));
+
+    /// <summary>16 lanes of <see cref="SwiGluGate"/>: <c>silu(a) · b</c>, the same bits wherever the lanes come from.</summary>
+    internal static Vector512<float> SwiGlu(Vector512<float> a, Vector512<float> b) => SiluVector(a) * b;
 
     /// <summary>
     /// adaLN modulate of each row of x (rows, dim): <c>y = x · (1 + scale) + shift</c> with shift and

@@ -1,0 +1,146 @@
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using TerDiT.Runtime.Ops;
+
+namespace TerDiT.Runtime.Cpu;
+
+public static unsafe partial class TernaryGemm
+{
+    /// <summary>
+    /// The SwiGLU feed-forward <c>y = w2 · (silu(w1 · x) ⊙ (w3 · x))</c> in <see cref="GemmMode.A8"/>,
+    /// fused per block of 32 tokens: the w1/w3 sums stay in the kernel's token-lane layout, are gated
+    /// there, and that layout is already the transposed input w2's tables are built from, so the
+    /// (m, F) intermediates are never written row-major, gated in a separate pass, re-read and
+    /// transposed back. Bit-identical to <c>Multiply(x, w13)</c>, <see cref="Elementwise.SwiGluGate"/>,
+    /// <c>Multiply(·, w2)</c> (same products, same quantization, same integer sums).
+    /// Shapes: x (m, K), <paramref name="w13"/> = [w1; w3], each (F, K), <paramref name="w2"/> (D, F),
+    /// y (m, D); no biases. Runs only where that fusion is the fast path — AVX-512, F a multiple of 16,
+    /// more than <see cref="TernaryGemv.MaxTokens"/> tokens and at least one 32-token block per
+    /// thread — and returns false without writing anything otherwise.
+    /// </summary>
+    public static bool TrySwiGlu(ReadOnlySpan<float> x, int m, StackedTernaryMatrix w13, PackedTernaryMatrix w2, Span<float> y,
+        TernaryGemmOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(w13);
+        ArgumentNullException.ThrowIfNull(w2);
+        if (w13.Parts.Count != 2 || w13.Parts[0].Rows != w13.Parts[1].Rows || w2.Cols != w13.Parts[0].Rows)
+            throw new ArgumentException($"SwiGLU needs w1, w3 (F, K) and w2 (D, F): got [{string.Join(", ", w13.Parts.Select(p => $"({p.Rows}, {p.Cols})"))}] and ({w2.Rows}, {w2.Cols})");
+        if (m < 0) throw new ArgumentOutOfRangeException(nameof(m), m, "token count must be ≥ 0");
+        if (x.Length != (long)m * w13.Cols)
+            throw new ArgumentException($"x must be ({m}, {w13.Cols}) = {(long)m * w13.Cols} floats, got {x.Length}", nameof(x));
+        if (y.Length != (long)m * w2.Rows)
+            throw new ArgumentException($"y must be ({m}, {w2.Rows}) = {(long)m * w2.Rows} floats, got {y.Length}", nameof(y));
+        options ??= TernaryGemmOptions.Default;
+        if (options.Threads < 0) throw new ArgumentOutOfRangeException(nameof(options), options.Threads, "threads must be ≥ 0 (0 = all processors)");
+        int threads = options.Threads == 0 ? Environment.ProcessorCount : options.Threads;
+        int f = w2.Cols, blocks = (m + A8Lanes - 1) / A8Lanes;
+        var path = options.Path ?? SimdPaths.Best;
+        if (path != SimdPath.V512 || !Avx512F.IsSupported || f % 16 != 0 || m <= TernaryGemv.MaxTokens || blocks < threads) return false;
+
+        var pins = new[] { w13.Parts[0].Data.Pin(), w13.Parts[1].Data.Pin(), w2.Data.Pin() };
+        try
+        {
+            Segment* gates = stackalloc Segment[2];
+            gates[0] = new Segment(0, f, w13.Parts[0].Alpha, (byte*)pins[0].Pointer);
+            gates[1] = new Segment(f, f, w13.Parts[1].Alpha, (byte*)pins[1].Pointer);
+            var down = new Segment(0, w2.Rows, w2.Alpha, (byte*)pins[2].Pointer);
+            fixed (float* px = x, py = y)
+            {
+                var up = new Job(px, m, 2 * f, w13.Cols, w13.RowBytes, gates, 2, null, null);
+                var job2 = new Job(null, m, w2.Rows, f, w2.RowBytes, &down, 1, py, null);
+                if (threads == 1)
+                    for (int b = 0; b < blocks; b++) SwiGluBlock(up, job2, b * A8Lanes);
+                else
+                    Parallel.For(0, blocks, new ParallelOptions { MaxDegreeOfParallelism = threads }, b => SwiGluBlock(up, job2, b * A8Lanes));
+            }
+        }
+        finally
+        {
+            foreach (var pin in pins) pin.Dispose();
+        }
+        return true;
+    }
+
+    /// <summary>Tokens of one AVX-512 A8 block (<see cref="S512"/>).</summary>
+    const int A8Lanes = 32;
+
+    /// <summary>
+    /// Tokens [m0, m0 + 32) of <see cref="TrySwiGlu"/>: w1/w3 sums (2F, 32) → gate (F, 32) floats in
+    /// place → per-token int8 codes (F, 32), the transposed input of w2 → w2 sums (D, 32) → y rows.
+    /// </summary>
+    static void SwiGluBlock(Job up, Job down, int m0)
+    {
+        const int l = A8Lanes;
+        int mCount = Math.Min(l, up.M - m0), f = down.K;
+        int kp1 = up.RowBytes * 4, kp2 = down.RowBytes * 4;
+        long xt1Bytes = Align64((long)kp1 * l * 2), xt2Bytes = Align64((long)kp2 * l * 2);
+        long lutBytes = Align64((long)(A8Chunk | 1) * LutKernel.Entries * l * 2);
+        long acc1Bytes = (long)up.N * l * 4, acc2Bytes = (long)down.N * l * 4;
+        long smallBytes = 2 * l * 4 + Align64((long)l * up.K);
+        byte* s = Scratch.Get(xt1Bytes + xt2Bytes + lutBytes + acc1Bytes + acc2Bytes + smallBytes);
+        short* xT1 = (short*)s, xT2 = (short*)(s + xt1Bytes);
+        short* lut = (short*)(s + xt1Bytes + xt2Bytes);
+        byte* acc1 = s + xt1Bytes + xt2Bytes + lutBytes, acc2 = acc1 + acc1Bytes;
+        float* scales1 = (float*)(acc2 + acc2Bytes), scales2 = scales1 + l;
+        sbyte* q = (sbyte*)(scales2 + l); // (mCount, K) codes when a row needs the scalar quantizer
+
+        // w1 and w3 over the block's tokens, as RunItem does for the stack [w1; w3].
+        new Span<float>(scales1, l).Clear(); // tokens past mCount: zero sums times a zero scale
+        if (!QuantizeTransposed(xT1, up.X + (nint)m0 * up.K, up.K, mCount, kp1, scales1))
+            LoadScalar(up, GemmMode.A8, m0, mCount, l, xT1, (long)kp1 * l * 2, scales1, q);
+        new Span<byte>(acc1, checked((int)acc1Bytes)).Clear();
+        LutKernel.Accumulate<Vector512<short>, short, S512>(xT1, up.Segments, 2, up.RowBytes, 0, up.N, lut, A8Chunk, acc1);
+
+        // Gate in place: row n of acc1 becomes silu(w1 h)·(w3 h) for the 32 tokens (floats), each
+        // product formed as StoreTransposed forms it; the running |g| max and NaN poison per token
+        // are what ActivationQuantizer.QuantizeRow finds on the row-major gated rows.
+        var g1 = Vector512.Create(up.Segments[0].Alpha);
+        var g3 = Vector512.Create(up.Segments[1].Alpha);
+        Vector512<float> c1Lo = g1 * Vector512.Load(scales1), c1Hi = g1 * Vector512.Load(scales1 + 16);
+        Vector512<float> c3Lo = g3 * Vector512.Load(scales1), c3Hi = g3 * Vector512.Load(scales1 + 16);
+        Vector512<float> maxLo = default, maxHi = default, poisonLo = default, poisonHi = default;
+        for (int n = 0; n < f; n++)
+        {
+            int* a = (int*)(acc1 + (nint)n * l * 4), b = (int*)(acc1 + (nint)(f + n) * l * 4);
+            var lo = Elementwise.SwiGlu(Vector512.ConvertToSingle(Vector512.Load(a)) * c1Lo, Vector512.ConvertToSingle(Vector512.Load(b)) * c3Lo);
+            var hi = Elementwise.SwiGlu(Vector512.ConvertToSingle(Vector512.Load(a + 16)) * c1Hi, Vector512.ConvertToSingle(Vector512.Load(b + 16)) * c3Hi);
+            lo.Store((float*)a);
+            hi.Store((float*)a + 16);
+            maxLo = Vector512.MaxNative(maxLo, Vector512.Abs(lo));
+            maxHi = Vector512.MaxNative(maxHi, Vector512.Abs(hi));
+            poisonLo += lo * Vector512<float>.Zero;
+            poisonHi += hi * Vector512<float>.Zero;
+        }
+
+        // Per-token int8 codes of the gate, written straight into w2's transposed input.
+        float* inv = stackalloc float[l];
+        for (int t = 0; t < l; t++)
+        {
+            float absmax = t < 16 ? maxLo[t] : maxHi[t - 16];
+            if (float.IsNaN(t < 16 ? poisonLo[t] : poisonHi[t - 16])) absmax = float.NaN;
+            bool usable = t < mCount && float.IsFinite(absmax) && absmax != 0;
+            scales2[t] = t >= mCount || absmax == 0 ? 0 : usable ? absmax / 127f : float.NaN;
+            inv[t] = usable ? 127f / absmax : 0;
+        }
+        Vector512<float> invLo = Vector512.Load(inv), invHi = Vector512.Load(inv + 16);
+        Vector512<int> keepLo = Vector512.GreaterThan(invLo, Vector512<float>.Zero).AsInt32();
+        Vector512<int> keepHi = Vector512.GreaterThan(invHi, Vector512<float>.Zero).AsInt32();
+        for (int n = 0; n < f; n++)
+        {
+            float* gRow = (float*)(acc1 + (nint)n * l * 4);
+            var q0 = Vector512.ConvertToInt32(Vector512.Round(Vector512.Load(gRow) * invLo)) & keepLo;
+            var q1 = Vector512.ConvertToInt32(Vector512.Round(Vector512.Load(gRow + 16) * invHi)) & keepHi;
+            Vector512.Narrow(q0, q1).Store(xT2 + (nint)n * l);
+        }
+        new Span<short>(xT2 + (nint)f * l, (kp2 - f) * l).Clear();
+
+        // w2 and the output rows.
+        new Span<byte>(acc2, checked((int)acc2Bytes)).Clear();
+        LutKernel.Accumulate<Vector512<short>, short, S512>(xT2, down.Segments, 1, down.RowBytes, 0, down.N, lut, A8Chunk, acc2);
+        float alpha = down.Segments[0].Alpha;
+        int nFast = StoreTransposed(down, true, acc2, l, m0, mCount, 0, 0, down.N, alpha, down.Y, down.N, scales2);
+        StoreScalar(down, GemmMode.A8, acc2, l, m0, mCount, 0, nFast, down.N, alpha, down.Y, down.N, scales2);
+    }
+
+    static long Align64(long bytes) => (bytes + 63) & ~63L;
+}
