@@ -7,19 +7,19 @@ namespace TerDiT.Runtime.Cpu;
 public static unsafe partial class TernaryGemm
 {
     /// <summary>
-    /// The SwiGLU feed-forward <c>y = w2 · (silu(w1 · x) ⊙ (w3 · x))</c> in <see cref="GemmMode.A8"/>,
-    /// fused per block of 32 tokens: the w1/w3 sums stay in the kernel's token-lane layout, are gated
-    /// there, and that layout is already the transposed input w2's tables are built from, so the
-    /// (m, F) intermediates are never written row-major, gated in a separate pass, re-read and
-    /// transposed back. Bit-identical to <c>Multiply(x, w13)</c>, <see cref="Elementwise.SwiGluGate"/>,
-    /// <c>Multiply(·, w2)</c> (same products, same quantization, same integer sums).
-    /// Shapes: x (m, K), <paramref name="w13"/> = [w1; w3], each (F, K), <paramref name="w2"/> (D, F),
-    /// y (m, D); no biases. Runs only where that fusion is the fast path — AVX-512, F a multiple of 16,
-    /// more than <see cref="TernaryGemv.MaxTokens"/> tokens and at least one 32-token block per
-    /// thread — and returns false without writing anything otherwise.
+    /// The SwiGLU feed-forward <c>y = w2 · (silu(w1 · x) ⊙ (w3 · x))</c>, fused per block of tokens
+    /// (16 in <see cref="GemmMode.Exact"/>, 32 in <see cref="GemmMode.A8"/>): the w1/w3 sums stay in
+    /// the kernel's token-lane layout and are gated there, and that layout is already the transposed
+    /// input w2's tables are built from, so the (m, F) intermediates are never written row-major,
+    /// gated in a separate pass, re-read and transposed back. Bit-identical to <c>Multiply(x, w13)</c>,
+    /// <see cref="Elementwise.SwiGluGate"/>, <c>Multiply(·, w2)</c> (same products, same A8
+    /// quantization, same sums). Shapes: x (m, K), <paramref name="w13"/> = [w1; w3], each (F, K),
+    /// <paramref name="w2"/> (D, F), y (m, D); no biases. Runs only where that fusion is the fast
+    /// path — AVX-512, F a multiple of 16, more tokens than the few-token kernels take and at least
+    /// one block per thread — and returns false without writing anything otherwise.
     /// </summary>
     public static bool TrySwiGlu(ReadOnlySpan<float> x, int m, StackedTernaryMatrix w13, PackedTernaryMatrix w2, Span<float> y,
-        TernaryGemmOptions? options = null)
+        GemmMode mode, TernaryGemmOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(w13);
         ArgumentNullException.ThrowIfNull(w2);
@@ -30,12 +30,16 @@ public static unsafe partial class TernaryGemm
             throw new ArgumentException($"x must be ({m}, {w13.Cols}) = {(long)m * w13.Cols} floats, got {x.Length}", nameof(x));
         if (y.Length != (long)m * w2.Rows)
             throw new ArgumentException($"y must be ({m}, {w2.Rows}) = {(long)m * w2.Rows} floats, got {y.Length}", nameof(y));
+        if (!Enum.IsDefined(mode)) throw new ArgumentOutOfRangeException(nameof(mode), mode, "unknown GEMM mode");
         options ??= TernaryGemmOptions.Default;
         if (options.Threads < 0) throw new ArgumentOutOfRangeException(nameof(options), options.Threads, "threads must be ≥ 0 (0 = all processors)");
         int threads = options.Threads == 0 ? Environment.ProcessorCount : options.Threads;
-        int f = w2.Cols, blocks = (m + A8Lanes - 1) / A8Lanes;
+        bool a8 = mode == GemmMode.A8;
+        int f = w2.Cols, lanes = a8 ? A8Lanes : ExactLanes, blocks = (m + lanes - 1) / lanes;
+        // Dispatch sends fewer tokens than these to the GEMV (A8) or narrower-table (Exact) kernels.
+        int fewTokens = a8 ? TernaryGemv.MaxTokens : 8;
         var path = options.Path ?? SimdPaths.Best;
-        if (path != SimdPath.V512 || !Avx512F.IsSupported || f % 16 != 0 || m <= TernaryGemv.MaxTokens || blocks < threads) return false;
+        if (path != SimdPath.V512 || !Avx512F.IsSupported || f % 16 != 0 || m <= fewTokens || blocks < threads) return false;
 
         var pins = new[] { w13.Parts[0].Data.Pin(), w13.Parts[1].Data.Pin(), w2.Data.Pin() };
         try
@@ -48,10 +52,15 @@ public static unsafe partial class TernaryGemm
             {
                 var up = new Job(px, m, 2 * f, w13.Cols, w13.RowBytes, gates, 2, null, null);
                 var job2 = new Job(null, m, w2.Rows, f, w2.RowBytes, &down, 1, py, null);
+                void Block(int b)
+                {
+                    if (a8) SwiGluBlock<Vector512<short>, short, S512>(up, job2, b * lanes, GemmMode.A8);
+                    else SwiGluBlock<Vector512<float>, float, F512>(up, job2, b * lanes, GemmMode.Exact);
+                }
                 if (threads == 1)
-                    for (int b = 0; b < blocks; b++) SwiGluBlock(up, job2, b * A8Lanes);
+                    for (int b = 0; b < blocks; b++) Block(b);
                 else
-                    Parallel.For(0, blocks, new ParallelOptions { MaxDegreeOfParallelism = threads }, b => SwiGluBlock(up, job2, b * A8Lanes));
+                    Parallel.For(0, blocks, new ParallelOptions { MaxDegreeOfParallelism = threads }, Block);
             }
         }
         finally
@@ -61,47 +70,83 @@ public static unsafe partial class TernaryGemm
         return true;
     }
 
-    /// <summary>Tokens of one AVX-512 A8 block (<see cref="S512"/>).</summary>
-    const int A8Lanes = 32;
+    /// <summary>Tokens of one AVX-512 block: fp32 lanes (<see cref="F512"/>) and int16 lanes (<see cref="S512"/>).</summary>
+    const int ExactLanes = 16, A8Lanes = 32;
 
     /// <summary>
-    /// Tokens [m0, m0 + 32) of <see cref="TrySwiGlu"/>: w1/w3 sums (2F, 32) → gate (F, 32) floats in
-    /// place → per-token int8 codes (F, 32), the transposed input of w2 → w2 sums (D, 32) → y rows.
+    /// Tokens [m0, m0 + L) of <see cref="TrySwiGlu"/>: w1/w3 sums (2F, L) → the gate (F, L) as w2's
+    /// transposed input (floats, or A8 int8 codes per token) → w2 sums (D, L) → y rows.
     /// </summary>
-    static void SwiGluBlock(Job up, Job down, int m0)
+    static void SwiGluBlock<TV, TE, TL>(Job up, Job down, int m0, GemmMode mode)
+        where TV : unmanaged where TE : unmanaged where TL : ILanes<TV, TE>
     {
-        const int l = A8Lanes;
-        int mCount = Math.Min(l, up.M - m0), f = down.K;
+        int l = TL.Count, size = sizeof(TE), chunk = mode == GemmMode.A8 ? A8Chunk : ExactChunk;
+        int mCount = Math.Min(l, up.M - m0);
         int kp1 = up.RowBytes * 4, kp2 = down.RowBytes * 4;
-        long xt1Bytes = Align64((long)kp1 * l * 2), xt2Bytes = Align64((long)kp2 * l * 2);
-        long lutBytes = Align64((long)(A8Chunk | 1) * LutKernel.Entries * l * 2);
+        long xt1Bytes = Align64((long)kp1 * l * size), xt2Bytes = Align64((long)kp2 * l * size);
+        long lutBytes = Align64((long)(chunk | 1) * LutKernel.Entries * l * size);
         long acc1Bytes = (long)up.N * l * 4, acc2Bytes = (long)down.N * l * 4;
-        long smallBytes = 2 * l * 4 + Align64((long)l * up.K);
+        long smallBytes = 2 * l * 4 + (mode == GemmMode.A8 ? Align64((long)l * up.K) : 0);
         byte* s = Scratch.Get(xt1Bytes + xt2Bytes + lutBytes + acc1Bytes + acc2Bytes + smallBytes);
-        short* xT1 = (short*)s, xT2 = (short*)(s + xt1Bytes);
-        short* lut = (short*)(s + xt1Bytes + xt2Bytes);
+        TE* xT1 = (TE*)s, xT2 = (TE*)(s + xt1Bytes), lut = (TE*)(s + xt1Bytes + xt2Bytes);
         byte* acc1 = s + xt1Bytes + xt2Bytes + lutBytes, acc2 = acc1 + acc1Bytes;
         float* scales1 = (float*)(acc2 + acc2Bytes), scales2 = scales1 + l;
-        sbyte* q = (sbyte*)(scales2 + l); // (mCount, K) codes when a row needs the scalar quantizer
+        sbyte* q = (sbyte*)(scales2 + l); // A8: (mCount, K) codes when a row needs the scalar quantizer
 
         // w1 and w3 over the block's tokens, as RunItem does for the stack [w1; w3].
-        new Span<float>(scales1, l).Clear(); // tokens past mCount: zero sums times a zero scale
-        if (!QuantizeTransposed(xT1, up.X + (nint)m0 * up.K, up.K, mCount, kp1, scales1))
-            LoadScalar(up, GemmMode.A8, m0, mCount, l, xT1, (long)kp1 * l * 2, scales1, q);
+        if (mode == GemmMode.Exact) TransposeIn((float*)xT1, up.X + (nint)m0 * up.K, up.K, mCount, kp1);
+        else
+        {
+            new Span<float>(scales1, l).Clear(); // tokens past mCount: zero sums times a zero scale
+            if (!QuantizeTransposed((short*)xT1, up.X + (nint)m0 * up.K, up.K, mCount, kp1, scales1))
+                LoadScalar(up, GemmMode.A8, m0, mCount, l, xT1, (long)kp1 * l * size, scales1, q);
+        }
         new Span<byte>(acc1, checked((int)acc1Bytes)).Clear();
-        LutKernel.Accumulate<Vector512<short>, short, S512>(xT1, up.Segments, 2, up.RowBytes, 0, up.N, lut, A8Chunk, acc1);
+        LutKernel.Accumulate<TV, TE, TL>(xT1, up.Segments, 2, up.RowBytes, 0, up.N, lut, chunk, acc1);
 
-        // Gate in place: row n of acc1 becomes silu(w1 h)·(w3 h) for the 32 tokens (floats), each
-        // product formed as StoreTransposed forms it; the running |g| max and NaN poison per token
-        // are what ActivationQuantizer.QuantizeRow finds on the row-major gated rows.
-        var g1 = Vector512.Create(up.Segments[0].Alpha);
-        var g3 = Vector512.Create(up.Segments[1].Alpha);
+        if (mode == GemmMode.Exact) GateExact(acc1, down.K, up.Segments[0].Alpha, up.Segments[1].Alpha, (float*)xT2);
+        else GateA8(acc1, down.K, up.Segments[0].Alpha, up.Segments[1].Alpha, scales1, mCount, (short*)xT2, scales2);
+        new Span<byte>((byte*)xT2 + (nint)down.K * l * size, (kp2 - down.K) * l * size).Clear();
+
+        // w2 and the output rows.
+        new Span<byte>(acc2, checked((int)acc2Bytes)).Clear();
+        LutKernel.Accumulate<TV, TE, TL>(xT2, down.Segments, 1, down.RowBytes, 0, down.N, lut, chunk, acc2);
+        float alpha = down.Segments[0].Alpha;
+        int nFast = StoreTransposed(down, mode == GemmMode.A8, acc2, l, m0, mCount, 0, 0, down.N, alpha, down.Y, down.N, scales2);
+        StoreScalar(down, mode, acc2, l, m0, mCount, 0, nFast, down.N, alpha, down.Y, down.N, scales2);
+    }
+
+    /// <summary>
+    /// Exact: row n of w2's input xT (F, 16) = silu(alpha1 · acc[n]) · (alpha3 · acc[F + n]), each
+    /// product formed as <see cref="StoreTransposed"/> forms it.
+    /// </summary>
+    static void GateExact(byte* acc, int f, float alpha1, float alpha3, float* xT)
+    {
+        var g1 = Vector512.Create(alpha1);
+        var g3 = Vector512.Create(alpha3);
+        float* a = (float*)acc, b = a + (nint)f * ExactLanes;
+        for (int n = 0; n < f; n++)
+            Elementwise.SwiGlu(g1 * Vector512.Load(a + (nint)n * ExactLanes), g3 * Vector512.Load(b + (nint)n * ExactLanes))
+                .Store(xT + (nint)n * ExactLanes);
+    }
+
+    /// <summary>
+    /// A8: the gate of 32 tokens from the int32 sums (in place over rows [0, F) of acc), then its
+    /// per-token int8 codes written straight into w2's input xT (F, 32) and the scales into
+    /// <paramref name="scales2"/> — the values <see cref="ActivationQuantizer.QuantizeRow"/> gives on the
+    /// row-major gated rows (same absmax, same poison rule for NaN and infinity, same rounding).
+    /// </summary>
+    static void GateA8(byte* acc, int f, float alpha1, float alpha3, float* scales1, int mCount, short* xT, float* scales2)
+    {
+        const int l = A8Lanes;
+        var g1 = Vector512.Create(alpha1);
+        var g3 = Vector512.Create(alpha3);
         Vector512<float> c1Lo = g1 * Vector512.Load(scales1), c1Hi = g1 * Vector512.Load(scales1 + 16);
         Vector512<float> c3Lo = g3 * Vector512.Load(scales1), c3Hi = g3 * Vector512.Load(scales1 + 16);
         Vector512<float> maxLo = default, maxHi = default, poisonLo = default, poisonHi = default;
         for (int n = 0; n < f; n++)
         {
-            int* a = (int*)(acc1 + (nint)n * l * 4), b = (int*)(acc1 + (nint)(f + n) * l * 4);
+            int* a = (int*)(acc + (nint)n * l * 4), b = (int*)(acc + (nint)(f + n) * l * 4);
             var lo = Elementwise.SwiGlu(Vector512.ConvertToSingle(Vector512.Load(a)) * c1Lo, Vector512.ConvertToSingle(Vector512.Load(b)) * c3Lo);
             var hi = Elementwise.SwiGlu(Vector512.ConvertToSingle(Vector512.Load(a + 16)) * c1Hi, Vector512.ConvertToSingle(Vector512.Load(b + 16)) * c3Hi);
             lo.Store((float*)a);
@@ -112,7 +157,6 @@ public static unsafe partial class TernaryGemm
             poisonHi += hi * Vector512<float>.Zero;
         }
 
-        // Per-token int8 codes of the gate, written straight into w2's transposed input.
         float* inv = stackalloc float[l];
         for (int t = 0; t < l; t++)
         {
@@ -127,19 +171,11 @@ public static unsafe partial class TernaryGemm
         Vector512<int> keepHi = Vector512.GreaterThan(invHi, Vector512<float>.Zero).AsInt32();
         for (int n = 0; n < f; n++)
         {
-            float* gRow = (float*)(acc1 + (nint)n * l * 4);
+            float* gRow = (float*)(acc + (nint)n * l * 4);
             var q0 = Vector512.ConvertToInt32(Vector512.Round(Vector512.Load(gRow) * invLo)) & keepLo;
             var q1 = Vector512.ConvertToInt32(Vector512.Round(Vector512.Load(gRow + 16) * invHi)) & keepHi;
-            Vector512.Narrow(q0, q1).Store(xT2 + (nint)n * l);
+            Vector512.Narrow(q0, q1).Store(xT + (nint)n * l);
         }
-        new Span<short>(xT2 + (nint)f * l, (kp2 - f) * l).Clear();
-
-        // w2 and the output rows.
-        new Span<byte>(acc2, checked((int)acc2Bytes)).Clear();
-        LutKernel.Accumulate<Vector512<short>, short, S512>(xT2, down.Segments, 1, down.RowBytes, 0, down.N, lut, A8Chunk, acc2);
-        float alpha = down.Segments[0].Alpha;
-        int nFast = StoreTransposed(down, true, acc2, l, m0, mCount, 0, 0, down.N, alpha, down.Y, down.N, scales2);
-        StoreScalar(down, GemmMode.A8, acc2, l, m0, mCount, 0, nFast, down.N, alpha, down.Y, down.N, scales2);
     }
 
     static long Align64(long bytes) => (bytes + 63) & ~63L;

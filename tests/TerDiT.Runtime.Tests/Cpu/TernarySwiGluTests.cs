@@ -19,40 +19,50 @@ public class TernarySwiGluTests
     }
 
     /// <summary>The unfused sequence the model otherwise runs: [w1; w3] x, SwiGluGate, w2.</summary>
-    static float[] ThreeSteps(Ffn c, TernaryGemmOptions options)
+    static float[] ThreeSteps(Ffn c, GemmMode mode, TernaryGemmOptions options)
     {
         var ag = new float[2 * c.M * c.F];
-        TernaryGemm.Multiply(c.X, c.M, c.W13, ag, default, GemmMode.A8, options);
+        TernaryGemm.Multiply(c.X, c.M, c.W13, ag, default, mode, options);
         Elementwise.SwiGluGate(ag.AsSpan(0, c.M * c.F), ag.AsSpan(c.M * c.F), ag);
         var y = new float[c.M * c.D];
-        TernaryGemm.Multiply(ag.AsSpan(0, c.M * c.F), c.M, c.W2, y, default, GemmMode.A8, options);
+        TernaryGemm.Multiply(ag.AsSpan(0, c.M * c.F), c.M, c.W2, y, default, mode, options);
         return y;
     }
 
     static bool FusionAvailable => Avx512F.IsSupported && SimdPaths.Best == SimdPath.V512;
 
+    public static TheoryData<int, int, int, int, int, GemmMode> Shapes()
+    {
+        var d = new TheoryData<int, int, int, int, int, GemmMode>();
+        foreach (var mode in Enum.GetValues<GemmMode>())
+        {
+            d.Add(512, 384, 1024, 384, 1, mode);  // TerDiT-S at batch 2
+            d.Add(512, 384, 1024, 384, 2, mode);
+            d.Add(100, 100, 48, 17, 2, mode);     // token tail, K and F padded to 128, a row tail past 16
+            d.Add(37, 257, 256, 64, 1, mode);
+            d.Add(64, 128, 16, 5, 2, mode);
+        }
+        return d;
+    }
+
     [Theory]
-    [InlineData(512, 384, 1024, 384, 1)]  // TerDiT-S at batch 2
-    [InlineData(512, 384, 1024, 384, 2)]
-    [InlineData(100, 100, 48, 17, 2)]     // token tail, K and F padded to 128, a row tail past 16
-    [InlineData(37, 257, 256, 64, 1)]
-    [InlineData(64, 128, 16, 5, 2)]
-    public void Fused_EqualsTheThreeStepSequence_BitForBit(int m, int k, int f, int d, int threads)
+    [MemberData(nameof(Shapes))]
+    public void Fused_EqualsTheThreeStepSequence_BitForBit(int m, int k, int f, int d, int threads, GemmMode mode)
     {
         var c = Make(m, k, f, d, seed: m + k + f + d);
-        Array.Clear(c.X, 3 * k, k);                 // a zero token: zero gate, scale 0
-        c.X[5 * k + 7] = float.NaN;                 // a poisoned token: NaN outputs, like the scalar quantizer's
+        Array.Clear(c.X, 3 * k, k);                 // a zero token: zero gate (A8: scale 0)
+        c.X[5 * k + 7] = float.NaN;                 // a poisoned token: NaN outputs (A8: like the scalar quantizer's)
         var options = new TernaryGemmOptions(threads);
         var y = new float[m * d];
         Array.Fill(y, -7f);
-        bool fused = TernaryGemm.TrySwiGlu(c.X, m, c.W13, c.W2, y, options);
+        bool fused = TernaryGemm.TrySwiGlu(c.X, m, c.W13, c.W2, y, mode, options);
         Assert.Equal(FusionAvailable, fused);
         if (!fused)
         {
             Assert.All(y, v => Assert.Equal(-7f, v)); // nothing written
             return;
         }
-        var want = ThreeSteps(c, options);
+        var want = ThreeSteps(c, mode, options);
         Assert.Equal(want, y);
         Assert.All(Enumerable.Range(0, d), j => Assert.True(float.IsNaN(y[5 * d + j])));
         Assert.All(Enumerable.Range(0, d), j => Assert.Equal(0f, y[3 * d + j]));
@@ -60,16 +70,17 @@ public class TernarySwiGluTests
     }
 
     [Theory]
-    [InlineData(4, 128, 32, 8, 1, null)]              // few tokens: the GEMV path is faster
-    [InlineData(40, 128, 32, 8, 4, null)]             // 2 blocks for 4 threads: the unfused GEMMs split rows
-    [InlineData(64, 128, 24, 8, 1, null)]             // F not a multiple of 16
-    [InlineData(64, 128, 32, 8, 1, SimdPath.V256)]    // not the AVX-512 path
-    public void DeclinesWhereFusionIsNotTheFastPath_AndWritesNothing(int m, int k, int f, int d, int threads, SimdPath? path)
+    [InlineData(4, 128, 32, 8, 1, null, GemmMode.A8)]             // few tokens: the GEMV path is faster
+    [InlineData(8, 128, 32, 8, 1, null, GemmMode.Exact)]          // few tokens: narrower tables
+    [InlineData(40, 128, 32, 8, 4, null, GemmMode.A8)]            // 2 blocks for 4 threads: the unfused GEMMs split rows
+    [InlineData(64, 128, 24, 8, 1, null, GemmMode.Exact)]         // F not a multiple of 16
+    [InlineData(64, 128, 32, 8, 1, SimdPath.V256, GemmMode.A8)]   // not the AVX-512 path
+    public void DeclinesWhereFusionIsNotTheFastPath_AndWritesNothing(int m, int k, int f, int d, int threads, SimdPath? path, GemmMode mode)
     {
         var c = Make(m, k, f, d, seed: 3);
         var y = new float[m * d];
         Array.Fill(y, -7f);
-        Assert.False(TernaryGemm.TrySwiGlu(c.X, m, c.W13, c.W2, y, new TernaryGemmOptions(threads, path)));
+        Assert.False(TernaryGemm.TrySwiGlu(c.X, m, c.W13, c.W2, y, mode, new TernaryGemmOptions(threads, path)));
         Assert.All(y, v => Assert.Equal(-7f, v));
     }
 
@@ -77,13 +88,13 @@ public class TernarySwiGluTests
     public void MismatchedShapes_ThrowClearExceptions()
     {
         var c = Make(32, 128, 32, 8, seed: 4);
-        var e = Assert.Throws<ArgumentException>(() => TernaryGemm.TrySwiGlu(c.X, 32, new StackedTernaryMatrix(c.W13.Parts[0]), c.W2, new float[32 * 8]));
+        var e = Assert.Throws<ArgumentException>(() => TernaryGemm.TrySwiGlu(c.X, 32, new StackedTernaryMatrix(c.W13.Parts[0]), c.W2, new float[32 * 8], GemmMode.A8));
         Assert.Contains("w1, w3 (F, K) and w2 (D, F)", e.Message);
         var w2Wide = PackedTernaryMatrix.FromTrits(new sbyte[8 * 64], 8, 64, 1f);
-        Assert.Throws<ArgumentException>(() => TernaryGemm.TrySwiGlu(c.X, 32, c.W13, w2Wide, new float[32 * 8]));
-        e = Assert.Throws<ArgumentException>(() => TernaryGemm.TrySwiGlu(c.X, 31, c.W13, c.W2, new float[31 * 8]));
+        Assert.Throws<ArgumentException>(() => TernaryGemm.TrySwiGlu(c.X, 32, c.W13, w2Wide, new float[32 * 8], GemmMode.A8));
+        e = Assert.Throws<ArgumentException>(() => TernaryGemm.TrySwiGlu(c.X, 31, c.W13, c.W2, new float[31 * 8], GemmMode.A8));
         Assert.Contains("x must be (31, 128)", e.Message);
-        e = Assert.Throws<ArgumentException>(() => TernaryGemm.TrySwiGlu(c.X, 32, c.W13, c.W2, new float[32 * 7]));
+        e = Assert.Throws<ArgumentException>(() => TernaryGemm.TrySwiGlu(c.X, 32, c.W13, c.W2, new float[32 * 7], GemmMode.A8));
         Assert.Contains("y must be (32, 8)", e.Message);
     }
 }
