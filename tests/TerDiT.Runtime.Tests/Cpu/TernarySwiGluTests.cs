@@ -41,6 +41,7 @@ public class TernarySwiGluTests
             d.Add(100, 100, 48, 17, 2, mode);     // token tail, K and F padded to 128, a row tail past 16
             d.Add(37, 257, 256, 64, 1, mode);
             d.Add(64, 128, 16, 5, 2, mode);
+            d.Add(64, 128, mode == GemmMode.A8 ? 1024 : 2048, 8, 2, mode); // the largest F within MaxFusedGateBytes
         }
         return d;
     }
@@ -75,6 +76,8 @@ public class TernarySwiGluTests
     [InlineData(40, 128, 32, 8, 4, null, GemmMode.A8)]            // 2 blocks for 4 threads: the unfused GEMMs split rows
     [InlineData(64, 128, 24, 8, 1, null, GemmMode.Exact)]         // F not a multiple of 16
     [InlineData(64, 128, 32, 8, 1, SimdPath.V256, GemmMode.A8)]   // not the AVX-512 path
+    [InlineData(64, 128, 1040, 8, 1, null, GemmMode.A8)]          // a block's w1/w3 sums past MaxFusedGateBytes
+    [InlineData(64, 128, 2064, 8, 1, null, GemmMode.Exact)]
     public void DeclinesWhereFusionIsNotTheFastPath_AndWritesNothing(int m, int k, int f, int d, int threads, SimdPath? path, GemmMode mode)
     {
         var c = Make(m, k, f, d, seed: 3);
