@@ -17,8 +17,11 @@ internal unsafe interface ILanes<TV, TE> where TV : unmanaged where TE : unmanag
     static abstract TV Add(TV a, TV b);
     static abstract TV Sub(TV a, TV b);
     static abstract TV Negate(TV a);
-    /// <summary>Adds <paramref name="acc"/> into <c>Count</c> 32-bit accumulators at <paramref name="dst"/> (float, or int widened from short).</summary>
-    static abstract void Flush(TV acc, void* dst);
+    /// <summary>
+    /// Writes <paramref name="acc"/> into <c>Count</c> 32-bit accumulators at <paramref name="dst"/> (float, or int
+    /// widened from short): added to what is there when <paramref name="add"/>, else replacing it.
+    /// </summary>
+    static abstract void Flush(TV acc, void* dst, bool add);
 }
 
 internal unsafe struct F512 : ILanes<Vector512<float>, float>
@@ -30,7 +33,7 @@ internal unsafe struct F512 : ILanes<Vector512<float>, float>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Add(Vector512<float> a, Vector512<float> b) => a + b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Sub(Vector512<float> a, Vector512<float> b) => a - b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Negate(Vector512<float> a) => -a;
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Flush(Vector512<float> acc, void* dst) => (Vector512.Load((float*)dst) + acc).Store((float*)dst);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Flush(Vector512<float> acc, void* dst, bool add) => (add ? Vector512.Load((float*)dst) + acc : acc).Store((float*)dst);
 }
 
 internal unsafe struct F256 : ILanes<Vector256<float>, float>
@@ -42,7 +45,7 @@ internal unsafe struct F256 : ILanes<Vector256<float>, float>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Add(Vector256<float> a, Vector256<float> b) => a + b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Sub(Vector256<float> a, Vector256<float> b) => a - b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Negate(Vector256<float> a) => -a;
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Flush(Vector256<float> acc, void* dst) => (Vector256.Load((float*)dst) + acc).Store((float*)dst);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Flush(Vector256<float> acc, void* dst, bool add) => (add ? Vector256.Load((float*)dst) + acc : acc).Store((float*)dst);
 }
 
 internal unsafe struct F128 : ILanes<Vector128<float>, float>
@@ -54,7 +57,7 @@ internal unsafe struct F128 : ILanes<Vector128<float>, float>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Add(Vector128<float> a, Vector128<float> b) => a + b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Sub(Vector128<float> a, Vector128<float> b) => a - b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Negate(Vector128<float> a) => -a;
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Flush(Vector128<float> acc, void* dst) => (Vector128.Load((float*)dst) + acc).Store((float*)dst);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Flush(Vector128<float> acc, void* dst, bool add) => (add ? Vector128.Load((float*)dst) + acc : acc).Store((float*)dst);
 }
 
 internal unsafe struct S512 : ILanes<Vector512<short>, short>
@@ -67,12 +70,13 @@ internal unsafe struct S512 : ILanes<Vector512<short>, short>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<short> Sub(Vector512<short> a, Vector512<short> b) => a - b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<short> Negate(Vector512<short> a) => -a;
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Flush(Vector512<short> acc, void* dst)
+    public static void Flush(Vector512<short> acc, void* dst, bool add)
     {
         var d = (int*)dst;
         var (lo, hi) = Vector512.Widen(acc);
-        (Vector512.Load(d) + lo).Store(d);
-        (Vector512.Load(d + Vector512<int>.Count) + hi).Store(d + Vector512<int>.Count);
+        if (add) (lo, hi) = (Vector512.Load(d) + lo, Vector512.Load(d + Vector512<int>.Count) + hi);
+        lo.Store(d);
+        hi.Store(d + Vector512<int>.Count);
     }
 }
 
@@ -86,12 +90,13 @@ internal unsafe struct S256 : ILanes<Vector256<short>, short>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<short> Sub(Vector256<short> a, Vector256<short> b) => a - b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<short> Negate(Vector256<short> a) => -a;
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Flush(Vector256<short> acc, void* dst)
+    public static void Flush(Vector256<short> acc, void* dst, bool add)
     {
         var d = (int*)dst;
         var (lo, hi) = Vector256.Widen(acc);
-        (Vector256.Load(d) + lo).Store(d);
-        (Vector256.Load(d + Vector256<int>.Count) + hi).Store(d + Vector256<int>.Count);
+        if (add) (lo, hi) = (Vector256.Load(d) + lo, Vector256.Load(d + Vector256<int>.Count) + hi);
+        lo.Store(d);
+        hi.Store(d + Vector256<int>.Count);
     }
 }
 
@@ -105,11 +110,12 @@ internal unsafe struct S128 : ILanes<Vector128<short>, short>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<short> Sub(Vector128<short> a, Vector128<short> b) => a - b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<short> Negate(Vector128<short> a) => -a;
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Flush(Vector128<short> acc, void* dst)
+    public static void Flush(Vector128<short> acc, void* dst, bool add)
     {
         var d = (int*)dst;
         var (lo, hi) = Vector128.Widen(acc);
-        (Vector128.Load(d) + lo).Store(d);
-        (Vector128.Load(d + Vector128<int>.Count) + hi).Store(d + Vector128<int>.Count);
+        if (add) (lo, hi) = (Vector128.Load(d) + lo, Vector128.Load(d + Vector128<int>.Count) + hi);
+        lo.Store(d);
+        hi.Store(d + Vector128<int>.Count);
     }
 }

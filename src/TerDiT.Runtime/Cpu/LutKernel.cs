@@ -18,7 +18,7 @@ internal static unsafe class LutKernel
     /// <summary>
     /// Accumulates <c>Σ_k W_t[n, k] · xT[k, :]</c> for n in [n0, n1) of the stacked rows of
     /// <paramref name="segments"/> (row n in the segment that holds it) into <paramref name="acc"/>
-    /// (row n at <c>acc + (n - n0) · L · 4</c> bytes, L 32-bit values, added to what is there).
+    /// (row n at <c>acc + (n - n0) · L · 4</c> bytes, L 32-bit values; what was there is overwritten).
     /// <paramref name="xT"/> is (paddedCols, L): column-major activations of L tokens, zero past
     /// the real columns and tokens. A chunk of byte positions is tabulated, then swept over all rows.
     /// <paramref name="lut"/> holds <c>256 · (chunk | 1) · L</c> elements.
@@ -37,6 +37,7 @@ internal static unsafe class LutKernel
         for (int p0 = 0; p0 < rowBytes; p0 += chunk)
         {
             int groups = Math.Min(chunk, rowBytes - p0);
+            bool add = p0 > 0; // the first chunk's sums replace the accumulators: no clearing needed
             for (int g = 0; g < groups; g++) Tabulate<TV, TE, TL>(xT, p0 + g, lut + (nint)g * l, stride);
             for (int si = 0; si < segmentCount; si++)
             {
@@ -64,9 +65,9 @@ internal static unsafe class LutKernel
                         a7 = TL.Add(a7, TL.Load((TE*)(t + r4[3 * rb] * codeStride)));
                     }
                     byte* d = acc + (nint)(n - n0) * accStride;
-                    TL.Flush(a0, d); TL.Flush(a1, d + accStride); TL.Flush(a2, d + 2 * accStride); TL.Flush(a3, d + 3 * accStride);
+                    TL.Flush(a0, d, add); TL.Flush(a1, d + accStride, add); TL.Flush(a2, d + 2 * accStride, add); TL.Flush(a3, d + 3 * accStride, add);
                     d += 4 * accStride;
-                    TL.Flush(a4, d); TL.Flush(a5, d + accStride); TL.Flush(a6, d + 2 * accStride); TL.Flush(a7, d + 3 * accStride);
+                    TL.Flush(a4, d, add); TL.Flush(a5, d + accStride, add); TL.Flush(a6, d + 2 * accStride, add); TL.Flush(a7, d + 3 * accStride, add);
                 }
                 for (; n < sb; n++)
                 {
@@ -74,7 +75,7 @@ internal static unsafe class LutKernel
                     TV a0 = TL.Zero;
                     byte* t = (byte*)lut;
                     for (int g = 0; g < groups; g++, t += l * sizeof(TE)) a0 = TL.Add(a0, TL.Load((TE*)(t + w0[g] * codeStride)));
-                    TL.Flush(a0, acc + (nint)(n - n0) * accStride);
+                    TL.Flush(a0, acc + (nint)(n - n0) * accStride, add);
                 }
             }
         }

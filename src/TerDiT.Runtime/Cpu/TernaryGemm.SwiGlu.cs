@@ -111,7 +111,6 @@ public static unsafe partial class TernaryGemm
             if (!QuantizeTransposed((short*)xT1, up.X + (nint)m0 * up.K, up.K, mCount, kp1, scales1))
                 LoadScalar(up, GemmMode.A8, m0, mCount, l, xT1, (long)kp1 * l * size, scales1, q);
         }
-        new Span<byte>(acc1, checked((int)acc1Bytes)).Clear();
         LutKernel.Accumulate<TV, TE, TL>(xT1, up.Segments, 2, up.RowBytes, 0, up.N, lut, chunk, acc1);
 
         if (mode == GemmMode.Exact) GateExact(acc1, down.K, up.Segments[0].Alpha, up.Segments[1].Alpha, (float*)xT2);
@@ -119,7 +118,6 @@ public static unsafe partial class TernaryGemm
         new Span<byte>((byte*)xT2 + (nint)down.K * l * size, (kp2 - down.K) * l * size).Clear();
 
         // w2 and the output rows.
-        new Span<byte>(acc2, checked((int)acc2Bytes)).Clear();
         LutKernel.Accumulate<TV, TE, TL>(xT2, down.Segments, 1, down.RowBytes, 0, down.N, lut, chunk, acc2);
         float alpha = down.Segments[0].Alpha;
         int nFast = StoreTransposed(down, mode == GemmMode.A8, acc2, l, m0, mCount, 0, 0, down.N, alpha, down.Y, down.N, scales2);

@@ -243,7 +243,6 @@ public static unsafe partial class TernaryGemm
         byte* acc = s + xtBytes + lutBytes;
         float* scales = (float*)(acc + accBytes);
         sbyte* q = (sbyte*)(scales + l);   // A8: (mCount, K) quantized rows
-        new Span<byte>(acc, checked((int)accBytes)).Clear();
         // AVX-512 paths transpose 16×16 tiles in registers; the others (and A8 blocks holding a
         // zero or non-finite row) go element by element.
         bool exact512 = Avx512F.IsSupported && typeof(TV) == typeof(Vector512<float>);
