@@ -49,15 +49,15 @@ public static unsafe partial class TernaryGemm
             Segment* gates = stackalloc Segment[2];
             gates[0] = new Segment(0, f, w13.Parts[0].Alpha, (byte*)pins[0].Pointer);
             gates[1] = new Segment(f, f, w13.Parts[1].Alpha, (byte*)pins[1].Pointer);
-            var down = new Segment(0, w2.Rows, w2.Alpha, (byte*)pins[2].Pointer);
+            var w2Segment = new Segment(0, w2.Rows, w2.Alpha, (byte*)pins[2].Pointer);
             fixed (float* px = x, py = y)
             {
                 var up = new Job(px, m, 2 * f, w13.Cols, w13.RowBytes, gates, 2, null, null);
-                var job2 = new Job(null, m, w2.Rows, f, w2.RowBytes, &down, 1, py, null);
+                var down = new Job(null, m, w2.Rows, f, w2.RowBytes, &w2Segment, 1, py, null);
                 void Block(int b)
                 {
-                    if (a8) SwiGluBlock<Vector512<short>, short, S512>(up, job2, b * lanes, GemmMode.A8);
-                    else SwiGluBlock<Vector512<float>, float, F512>(up, job2, b * lanes, GemmMode.Exact);
+                    if (a8) SwiGluBlock<Vector512<short>, short, S512>(up, down, b * lanes, GemmMode.A8);
+                    else SwiGluBlock<Vector512<float>, float, F512>(up, down, b * lanes, GemmMode.Exact);
                 }
                 if (threads == 1)
                     for (int b = 0; b < blocks; b++) Block(b);
