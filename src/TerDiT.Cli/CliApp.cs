@@ -1,4 +1,5 @@
 using System.CommandLine;
+using TerDiT.Cli.Bench;
 using TerDiT.Cli.Commands;
 
 namespace TerDiT.Cli;

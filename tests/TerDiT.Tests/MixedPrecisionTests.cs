@@ -1,5 +1,4 @@
 using TerDiT.Model;
-using TerDiT.Quantization;
 using TerDiT.Runtime.Config;
 using TorchSharp;
 using Xunit;

@@ -87,7 +87,7 @@ public class PtqTests
             var kind = weights == "raw" ? WeightsKind.Raw : WeightsKind.Ema;
             using var fpModel = fp.CreateModel(kind);
             using var withoutTernaryLayers = fp.CreateModel(kind);
-            var ternaryWeights = ternary.named_modules().Where(m => m.module is Quantization.TernaryLinear).Select(m => m.name + ".weight").ToHashSet();
+            var ternaryWeights = ternary.named_modules().Where(m => m.module is Model.TernaryLinear).Select(m => m.name + ".weight").ToHashSet();
             Assert.NotEmpty(ternaryWeights);
             using (no_grad())
                 foreach (var (name, p) in withoutTernaryLayers.named_parameters())

@@ -1,4 +1,4 @@
-using TerDiT.Quantization;
+using TerDiT.Model;
 using TerDiT.Runtime.Config;
 using TorchSharp;
 using Xunit;

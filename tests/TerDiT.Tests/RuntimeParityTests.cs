@@ -1,7 +1,6 @@
 using TerDiT.Diffusion;
 using TerDiT.Model;
 using TerDiT.Packing;
-using TerDiT.Quantization;
 using TerDiT.Runtime.Config;
 using TerDiT.Runtime.Cpu;
 using TerDiT.Runtime.Ops;

@@ -95,18 +95,6 @@ public static class GemmBench
         return a;
     }
 
-    /// <summary>The first "cpu MHz" of /proc/cpuinfo in GHz (the nominal clock), or NaN where absent.</summary>
-    public static double NominalClockGhz()
-    {
-        const string path = "/proc/cpuinfo";
-        if (File.Exists(path))
-            foreach (var line in File.ReadLines(path))
-                if (line.StartsWith("cpu MHz", StringComparison.Ordinal) &&
-                    double.TryParse(line[(line.IndexOf(':') + 1)..], NumberStyles.Float, CultureInfo.InvariantCulture, out double mhz))
-                    return mhz / 1000;
-        return double.NaN;
-    }
-
     /// <summary>Runs every shape of <see cref="Shapes"/>(<paramref name="config"/>); <paramref name="log"/> gets each result as it is measured.</summary>
     public static IReadOnlyList<GemmBenchResult> Run(TerDiTConfig config, int m = 512, int threads = 2, int warmup = 2, int repetitions = 7, Action<string>? log = null)
     {

@@ -1,7 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
-using TerDiT.Runtime.Cpu;
 
 namespace TerDiT.Runtime.Ops;
 

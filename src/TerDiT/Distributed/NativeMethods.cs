@@ -26,7 +26,6 @@ internal static unsafe partial class NcclNativeMethods
     [LibraryImport(Library)] internal static partial int ncclGetUniqueId(NcclUniqueId* uniqueId);
     [LibraryImport(Library)] internal static partial int ncclCommInitRank(IntPtr* comm, int nranks, NcclUniqueId commId, int rank);
     [LibraryImport(Library)] internal static partial int ncclCommDestroy(IntPtr comm);
-    [LibraryImport(Library)] internal static partial int ncclCommAbort(IntPtr comm);
     [LibraryImport(Library)] internal static partial int ncclCommGetAsyncError(IntPtr comm, int* asyncError);
     [LibraryImport(Library)] internal static partial int ncclGroupStart();
     [LibraryImport(Library)] internal static partial int ncclGroupEnd();

@@ -123,14 +123,6 @@ public sealed unsafe class NcclCommunicator : ICommunicator
         Check(asyncError, comm, "an earlier collective");
     }
 
-    /// <summary>Tears the communicator down without waiting for peers (after a failure on this rank).</summary>
-    public void Abort()
-    {
-        if (comm == IntPtr.Zero) return;
-        NcclNativeMethods.ncclCommAbort(comm);
-        comm = IntPtr.Zero;
-    }
-
     public void Dispose()
     {
         if (comm == IntPtr.Zero) return;

@@ -1,4 +1,3 @@
-using TerDiT.Quantization;
 using TerDiT.Runtime.Config;
 using TorchSharp;
 using TorchSharp.Modules;

@@ -11,7 +11,7 @@ namespace TerDiT.Packing;
 
 /// <summary>
 /// Writes TorchSharp weights as a packed <c>.tdit</c> model (docs/FORMAT.md): ternary weights as the
-/// trits the TorchSharp forward uses (<see cref="Quantization.TernaryLinear.Ternarize"/>) in the
+/// trits the TorchSharp forward uses (<see cref="Model.TernaryLinear.Ternarize"/>) in the
 /// kernels' 2-bit layout (<see cref="TernaryPacking.LayoutName"/>), their alphas as F32, every other
 /// parameter as F16 (default) or F32. Tensors are converted one at a time, so packing needs the
 /// source weights plus one tensor's worth of temporaries, never a second copy of the model.

@@ -1,5 +1,5 @@
 using System.Runtime.InteropServices;
-using TerDiT.Quantization;
+using TerDiT.Model;
 using static TorchSharp.torch;
 
 namespace TerDiT.Packing;

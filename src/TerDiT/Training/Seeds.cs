@@ -10,8 +10,6 @@ public static class Seeds
     public const ulong StepStream = 1;
     /// <summary>Stream of the per-epoch data permutation.</summary>
     public const ulong EpochStream = 2;
-    /// <summary>Stream of the model initialisation.</summary>
-    public const ulong InitStream = 3;
 
     /// <summary>SplitMix64's output function applied to a combination of the three inputs.</summary>
     public static ulong Derive(ulong seed, ulong stream, ulong counter)

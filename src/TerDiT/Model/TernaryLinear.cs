@@ -1,10 +1,9 @@
-using TerDiT.Model;
 using TerDiT.Runtime.Config;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
-namespace TerDiT.Quantization;
+namespace TerDiT.Model;
 
 /// <summary>
 /// Linear layer with ternary weights trained by quantization-aware training (TERDIT.md §1).

@@ -2,12 +2,12 @@ using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
-namespace TerDiT.Runtime.Cpu;
+namespace TerDiT.Runtime.Ops;
 
 /// <summary>
 /// In-register 16×16 transpose of 32-bit elements with AVX-512 (64 shuffles for 256 elements,
-/// against 256 scalar stores), used by <see cref="TernaryGemm"/> to move activations into and
-/// results out of the token-lane layout of <see cref="LutKernel"/>. Callers check
+/// against 256 scalar stores), used by <see cref="FloatGemm"/> to pack panels and by the CPU
+/// ternary GEMM to move activations into and results out of its token-lane layout. Callers check
 /// <see cref="Avx512F.IsSupported"/>.
 /// </summary>
 internal static unsafe class Transpose16

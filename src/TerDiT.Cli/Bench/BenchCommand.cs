@@ -1,7 +1,6 @@
 using System.CommandLine;
-using TerDiT.Cli.Bench;
 
-namespace TerDiT.Cli.Commands;
+namespace TerDiT.Cli.Bench;
 
 /// <summary><c>terdit bench …</c>: benchmarks (not tests); each writes its results as JSON. One registration line per benchmark.</summary>
 static class BenchCommand
