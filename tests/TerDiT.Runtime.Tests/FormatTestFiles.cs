@@ -5,6 +5,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using TerDiT.Runtime.Config;
 using TerDiT.Runtime.Format;
+using TerDiT.Testing;
 
 namespace TerDiT.Runtime.Tests;
 
@@ -22,13 +23,14 @@ sealed class FormatTestFiles : IDisposable
         NumClasses = 3, FfnMultipleOf = 8,
     };
 
-    public readonly string Directory = Path.Combine(Path.GetTempPath(), "tdit-tests-" + Guid.NewGuid().ToString("N"));
+    readonly TempDirectory directory = new("tdit-tests");
 
-    public FormatTestFiles() => System.IO.Directory.CreateDirectory(Directory);
+    /// <summary>The test's own directory, deleted on <see cref="Dispose"/>.</summary>
+    public string Directory => directory.Path;
 
-    public void Dispose() => System.IO.Directory.Delete(Directory, recursive: true);
+    public void Dispose() => directory.Dispose();
 
-    public string PathOf(string name) => Path.Combine(Directory, name);
+    public string PathOf(string name) => directory.File(name);
 
     public static TditMetadata Metadata(TerDiTConfig c, string layout = "test-2bit") => new()
     {

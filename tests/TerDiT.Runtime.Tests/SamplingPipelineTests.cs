@@ -3,6 +3,7 @@ using TerDiT.Runtime.Cpu;
 using TerDiT.Runtime.Format;
 using TerDiT.Runtime.Model;
 using TerDiT.Runtime.Sampling;
+using TerDiT.Testing;
 using Xunit;
 
 namespace TerDiT.Runtime.Tests;
@@ -34,48 +35,45 @@ public class SamplingPipelineTests
     {
         var config = ModelTests.Small; // widths 32 and 96: packed rows padded to 128-trit blocks
         var (weights, _, ternary) = ModelTestWeights.RandomWithTrits(config, 4);
-        string path = Path.Combine(Path.GetTempPath(), $"runtime-{Guid.NewGuid():N}.tdit");
-        try
+        using var dir = new TempDirectory("runtime");
+        string path = dir.File("m.tdit");
+        var metadata = new TditMetadata
         {
-            var metadata = new TditMetadata
-            {
-                Config = config, Preset = "custom", Classes = Enumerable.Range(0, config.NumClasses).Select(i => $"c{i}").ToArray(),
-                Source = "random-init", Weights = TditWeights.Random, TernaryLayout = "terdit-2bit-128",
-            };
-            using (var writer = new TditWriter(path, metadata,
-                TditSchema.Declarations(config, metadata.TernaryLayout, TditDType.F16, TditWeightSource.PackedShape), TditWeightSource.PackedShape))
-            {
-                foreach (var p in ParameterSchema.Enumerate(config))
-                    switch (p.Kind)
-                    {
-                        case ParameterKind.Full: writer.Write(p.Name, weights.Full(p.Name).Select(v => (Half)v).ToArray()); break;
-                        case ParameterKind.TernaryWeight:
-                            var (trits, alpha) = ternary[p.Name[..^".weight".Length]];
-                            writer.Write(p.Name, TernaryPacking.Pack(trits, (int)p.Shape[0], (int)p.Shape[1]));
-                            break;
-                        case ParameterKind.TernaryScale: writer.Write(p.Name, [ternary[p.Name[..^".alpha".Length]].Alpha]); break;
-                    }
-                writer.Commit();
-            }
-
-            // The same weights in memory, full-precision tensors rounded through F16 as in the file.
-            var rounded = new InMemoryWeights(config);
+            Config = config, Preset = "custom", Classes = Enumerable.Range(0, config.NumClasses).Select(i => $"c{i}").ToArray(),
+            Source = "random-init", Weights = TditWeights.Random, TernaryLayout = "terdit-2bit-128",
+        };
+        using (var writer = new TditWriter(path, metadata,
+            TditSchema.Declarations(config, metadata.TernaryLayout, TditDType.F16, TditWeightSource.PackedShape), TditWeightSource.PackedShape))
+        {
             foreach (var p in ParameterSchema.Enumerate(config))
-                if (p.Kind == ParameterKind.Full) rounded.SetFull(p.Name, weights.Full(p.Name).Select(v => (float)(Half)v).ToArray());
-                else if (p.Kind == ParameterKind.TernaryWeight) rounded.SetTernary(p.Name[..^7], ternary[p.Name[..^7]].Trits, ternary[p.Name[..^7]].Alpha);
-
-            var options = new RuntimeOptions { Threads = 2 };
-            float[] fromFile, fromMemory;
-            using (var pipe = TerDiTPipeline.Load(path, options))
-            {
-                fromFile = pipe.Sample([2, 0], 2, 4, SamplerKind.Ddpm, 2.0, 77);
-                Assert.Equal(metadata.Classes, pipe.ClassNames);
-            }
-            using (var pipe = new TerDiTPipeline(rounded, options))
-                fromMemory = pipe.Sample([2, 0], 2, 4, SamplerKind.Ddpm, 2.0, 77);
-            Assert.Equal(fromMemory, fromFile);
+                switch (p.Kind)
+                {
+                    case ParameterKind.Full: writer.Write(p.Name, weights.Full(p.Name).Select(v => (Half)v).ToArray()); break;
+                    case ParameterKind.TernaryWeight:
+                        var (trits, alpha) = ternary[p.Name[..^".weight".Length]];
+                        writer.Write(p.Name, TernaryPacking.Pack(trits, (int)p.Shape[0], (int)p.Shape[1]));
+                        break;
+                    case ParameterKind.TernaryScale: writer.Write(p.Name, [ternary[p.Name[..^".alpha".Length]].Alpha]); break;
+                }
+            writer.Commit();
         }
-        finally { File.Delete(path); }
+
+        // The same weights in memory, full-precision tensors rounded through F16 as in the file.
+        var rounded = new InMemoryWeights(config);
+        foreach (var p in ParameterSchema.Enumerate(config))
+            if (p.Kind == ParameterKind.Full) rounded.SetFull(p.Name, weights.Full(p.Name).Select(v => (float)(Half)v).ToArray());
+            else if (p.Kind == ParameterKind.TernaryWeight) rounded.SetTernary(p.Name[..^7], ternary[p.Name[..^7]].Trits, ternary[p.Name[..^7]].Alpha);
+
+        var options = new RuntimeOptions { Threads = 2 };
+        float[] fromFile, fromMemory;
+        using (var pipe = TerDiTPipeline.Load(path, options))
+        {
+            fromFile = pipe.Sample([2, 0], 2, 4, SamplerKind.Ddpm, 2.0, 77);
+            Assert.Equal(metadata.Classes, pipe.ClassNames);
+        }
+        using (var pipe = new TerDiTPipeline(rounded, options))
+            fromMemory = pipe.Sample([2, 0], 2, 4, SamplerKind.Ddpm, 2.0, 77);
+        Assert.Equal(fromMemory, fromFile);
     }
 
     [Fact]

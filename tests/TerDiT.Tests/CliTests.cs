@@ -1,5 +1,6 @@
 using TerDiT.Cli;
 using TerDiT.Runtime.Config;
+using TerDiT.Testing;
 using Xunit;
 
 using static TerDiT.Tests.Terdit;
@@ -42,42 +43,34 @@ public class CliTests
     [Fact]
     public void CorruptCheckpointIsOneLineAndExitCode2()
     {
-        var dir = Directory.CreateTempSubdirectory("cli-corrupt").FullName;
-        try
-        {
-            var path = Path.Combine(dir, "step-0000001.ckpt");
-            File.WriteAllBytes(path, new byte[100]);
-            AssertUsageError(Run("sample", "--checkpoint", path, "--out", Path.Combine(dir, "g.png")), "not a TerDiT checkpoint");
-        }
-        finally { Directory.Delete(dir, true); }
+        using var dir = new TempDirectory("cli-corrupt");
+        var path = Path.Combine(dir, "step-0000001.ckpt");
+        File.WriteAllBytes(path, new byte[100]);
+        AssertUsageError(Run("sample", "--checkpoint", path, "--out", Path.Combine(dir, "g.png")), "not a TerDiT checkpoint");
     }
 
     [Fact]
     public void TrainThenSampleGivesTheSamePngTwice()
     {
-        var dir = Directory.CreateTempSubdirectory("cli-run").FullName;
-        try
-        {
-            var run = Path.Combine(dir, "run");
-            var train = Run("train", "--preset", "TerDiT-Tiny", "--data-dir", Fixtures.FashionMnistDirectory, "--limit", "32",
-                "--steps", "2", "--batch", "4", "--out", run, "--log-every", "1", "--ema-decay", "0.5");
-            Assert.True(train.Code == 0, train.Err);
-            Assert.Contains("step 2/2", train.Out);
-            Assert.True(File.Exists(Path.Combine(run, "checkpoints", "step-0000002.ckpt")));
-            Assert.Equal(2, File.ReadAllLines(Path.Combine(run, "metrics.jsonl")).Length);
+        using var dir = new TempDirectory("cli-run");
+        var run = Path.Combine(dir, "run");
+        var train = Run("train", "--preset", "TerDiT-Tiny", "--data-dir", Fixtures.FashionMnistDirectory, "--limit", "32",
+            "--steps", "2", "--batch", "4", "--out", run, "--log-every", "1", "--ema-decay", "0.5");
+        Assert.True(train.Code == 0, train.Err);
+        Assert.Contains("step 2/2", train.Out);
+        Assert.True(File.Exists(Path.Combine(run, "checkpoints", "step-0000002.ckpt")));
+        Assert.Equal(2, File.ReadAllLines(Path.Combine(run, "metrics.jsonl")).Length);
 
-            string[] Sample(string png) =>
-                ["sample", "--checkpoint", run, "--classes", "0,3", "--per-class", "3", "--steps", "3", "--cfg", "1.5", "--seed", "5", "--out", png];
-            string a = Path.Combine(dir, "a.png"), b = Path.Combine(dir, "b.png");
-            var r = Run(Sample(a));
-            Assert.True(r.Code == 0, r.Err);
-            Assert.Equal(0, Run(Sample(b)).Code);
-            Assert.Equal(File.ReadAllBytes(a), File.ReadAllBytes(b));
-            using var img = SixLabors.ImageSharp.Image.Load(a);
-            Assert.Equal((3 * 34 + 2, 2 * 34 + 2), (img.Width, img.Height));
+        string[] Sample(string png) =>
+            ["sample", "--checkpoint", run, "--classes", "0,3", "--per-class", "3", "--steps", "3", "--cfg", "1.5", "--seed", "5", "--out", png];
+        string a = Path.Combine(dir, "a.png"), b = Path.Combine(dir, "b.png");
+        var r = Run(Sample(a));
+        Assert.True(r.Code == 0, r.Err);
+        Assert.Equal(0, Run(Sample(b)).Code);
+        Assert.Equal(File.ReadAllBytes(a), File.ReadAllBytes(b));
+        using var img = SixLabors.ImageSharp.Image.Load(a);
+        Assert.Equal((3 * 34 + 2, 2 * 34 + 2), (img.Width, img.Height));
 
-            AssertUsageError(Run("sample", "--checkpoint", run, "--classes", "0,12", "--out", a), "12");
-        }
-        finally { Directory.Delete(dir, true); }
+        AssertUsageError(Run("sample", "--checkpoint", run, "--classes", "0,12", "--out", a), "12");
     }
 }

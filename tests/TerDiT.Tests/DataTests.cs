@@ -2,6 +2,7 @@ using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;
 using TerDiT.Data;
 using TerDiT.Runtime.Config;
+using TerDiT.Testing;
 using Xunit;
 
 namespace TerDiT.Tests;
@@ -11,30 +12,26 @@ public class DataTests
     [Fact]
     public void ImageFolderReadsClassesInOrderResizesAndConverts()
     {
-        var dir = Directory.CreateTempSubdirectory("imgfolder").FullName;
-        try
-        {
-            // Class folders created out of order; class "b" has a 20×20 RGB image of colour (200, 100, 0).
-            Directory.CreateDirectory(Path.Combine(dir, "b"));
-            Directory.CreateDirectory(Path.Combine(dir, "a"));
-            using (var img = new Image<Rgb24>(20, 20, new Rgb24(200, 100, 0))) img.SaveAsPng(Path.Combine(dir, "b", "x.png"));
-            using (var img = new Image<Rgb24>(8, 8, new Rgb24(10, 20, 30))) img.SaveAsPng(Path.Combine(dir, "a", "2.png"));
-            using (var img = new Image<Rgb24>(8, 8, new Rgb24(255, 255, 255))) img.SaveAsJpeg(Path.Combine(dir, "a", "1.jpg"));
-            File.WriteAllText(Path.Combine(dir, "a", "notes.txt"), "ignored");
+        using var dir = new TempDirectory("imgfolder");
+        // Class folders created out of order; class "b" has a 20×20 RGB image of colour (200, 100, 0).
+        Directory.CreateDirectory(Path.Combine(dir, "b"));
+        Directory.CreateDirectory(Path.Combine(dir, "a"));
+        using (var img = new Image<Rgb24>(20, 20, new Rgb24(200, 100, 0))) img.SaveAsPng(Path.Combine(dir, "b", "x.png"));
+        using (var img = new Image<Rgb24>(8, 8, new Rgb24(10, 20, 30))) img.SaveAsPng(Path.Combine(dir, "a", "2.png"));
+        using (var img = new Image<Rgb24>(8, 8, new Rgb24(255, 255, 255))) img.SaveAsJpeg(Path.Combine(dir, "a", "1.jpg"));
+        File.WriteAllText(Path.Combine(dir, "a", "notes.txt"), "ignored");
 
-            var rgb = ImageFolder.Load(dir, 8, 3);
-            Assert.Equal(["a", "b"], rgb.ClassNames);
-            Assert.Equal([0, 0, 1], rgb.Labels);
-            Assert.Equal((3, 8, 8), (rgb.Channels, rgb.Height, rgb.Width));
-            Assert.InRange(rgb.Pixels[0], 250, 255);                       // 1.jpg: white (JPEG may round)
-            Assert.Equal(new byte[] { 10, 20, 30 }, new[] { rgb.Pixels[192], rgb.Pixels[192 + 64], rgb.Pixels[192 + 128] }); // 2.png: R, G, B planes
-            Assert.Equal(new byte[] { 200, 100, 0 }, new[] { rgb.Pixels[384 + 27], rgb.Pixels[384 + 64 + 27], rgb.Pixels[384 + 128 + 27] }); // resized, uniform
+        var rgb = ImageFolder.Load(dir, 8, 3);
+        Assert.Equal(["a", "b"], rgb.ClassNames);
+        Assert.Equal([0, 0, 1], rgb.Labels);
+        Assert.Equal((3, 8, 8), (rgb.Channels, rgb.Height, rgb.Width));
+        Assert.InRange(rgb.Pixels[0], 250, 255);                       // 1.jpg: white (JPEG may round)
+        Assert.Equal(new byte[] { 10, 20, 30 }, new[] { rgb.Pixels[192], rgb.Pixels[192 + 64], rgb.Pixels[192 + 128] }); // 2.png: R, G, B planes
+        Assert.Equal(new byte[] { 200, 100, 0 }, new[] { rgb.Pixels[384 + 27], rgb.Pixels[384 + 64 + 27], rgb.Pixels[384 + 128 + 27] }); // resized, uniform
 
-            var grey = ImageFolder.Load(dir, 8, 1);
-            Assert.Equal(64, grey.ImageBytes);
-            Assert.Equal((byte)Math.Round(0.299 * 200 + 0.587 * 100), grey.Pixels[128 + 9]);
-        }
-        finally { Directory.Delete(dir, true); }
+        var grey = ImageFolder.Load(dir, 8, 1);
+        Assert.Equal(64, grey.ImageBytes);
+        Assert.Equal((byte)Math.Round(0.299 * 200 + 0.587 * 100), grey.Pixels[128 + 9]);
     }
 
     [Fact]
@@ -42,15 +39,11 @@ public class DataTests
     {
         var missing = Assert.Throws<DirectoryNotFoundException>(() => ImageFolder.Load("/nonexistent/images", 32, 1));
         Assert.Contains("one sub-folder", missing.Message);
-        var dir = Directory.CreateTempSubdirectory("imgfolder").FullName;
-        try
-        {
-            Assert.Contains("no class sub-folders", Assert.Throws<InvalidDataException>(() => ImageFolder.Load(dir, 32, 1)).Message);
-            Directory.CreateDirectory(Path.Combine(dir, "cat"));
-            File.WriteAllText(Path.Combine(dir, "cat", "broken.png"), "not a png");
-            Assert.Contains("broken.png", Assert.Throws<InvalidDataException>(() => ImageFolder.Load(dir, 32, 1)).Message);
-        }
-        finally { Directory.Delete(dir, true); }
+        using var dir = new TempDirectory("imgfolder");
+        Assert.Contains("no class sub-folders", Assert.Throws<InvalidDataException>(() => ImageFolder.Load(dir, 32, 1)).Message);
+        Directory.CreateDirectory(Path.Combine(dir, "cat"));
+        File.WriteAllText(Path.Combine(dir, "cat", "broken.png"), "not a png");
+        Assert.Contains("broken.png", Assert.Throws<InvalidDataException>(() => ImageFolder.Load(dir, 32, 1)).Message);
     }
 
     [Fact]

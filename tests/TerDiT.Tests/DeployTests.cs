@@ -1,6 +1,7 @@
 using TerDiT.Runtime;
 using TerDiT.Runtime.Model;
 using TerDiT.Runtime.Sampling;
+using TerDiT.Testing;
 using Xunit;
 using static TerDiT.Tests.PackFixtures;
 using static TerDiT.Tests.Terdit;
@@ -10,9 +11,9 @@ namespace TerDiT.Tests;
 /// <summary><c>terdit sample --model</c>: the packed runtime path of the CLI.</summary>
 public class DeployTests : IDisposable
 {
-    readonly string dir = Directory.CreateTempSubdirectory("deploy-tests").FullName;
+    readonly TempDirectory dir = new("deploy-tests");
 
-    public void Dispose() => Directory.Delete(dir, recursive: true);
+    public void Dispose() => dir.Dispose();
 
     string Packed()
     {

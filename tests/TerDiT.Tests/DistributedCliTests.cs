@@ -1,4 +1,5 @@
 using TerDiT.Cli;
+using TerDiT.Testing;
 using Xunit;
 
 using static TerDiT.Tests.Terdit;
@@ -15,15 +16,11 @@ public class DistributedCliTests
     [InlineData("--gpus must be ≥ 1", "--gpus", "0", "--device", "cuda")]
     public void BadGpuOptionsFailBeforeLaunching(string expected, params string[] extra)
     {
-        var dir = Directory.CreateTempSubdirectory("gpus").FullName;
-        try
-        {
-            var r = Run(["train", "--preset", "TerDiT-Tiny", "--out", dir, "--batch", "32", .. extra]);
-            Assert.Equal(CliApp.UsageError, r.Code);
-            Assert.StartsWith($"terdit: error: {expected}", r.Err.Trim());
-            Assert.Empty(Directory.EnumerateFileSystemEntries(dir)); // nothing launched, nothing written
-        }
-        finally { Directory.Delete(dir, true); }
+        using var dir = new TempDirectory("gpus");
+        var r = Run(["train", "--preset", "TerDiT-Tiny", "--out", dir, "--batch", "32", .. extra]);
+        Assert.Equal(CliApp.UsageError, r.Code);
+        Assert.StartsWith($"terdit: error: {expected}", r.Err.Trim());
+        Assert.Empty(Directory.EnumerateFileSystemEntries(dir)); // nothing launched, nothing written
     }
 
     [Fact]

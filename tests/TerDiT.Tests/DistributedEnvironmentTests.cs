@@ -1,4 +1,5 @@
 using TerDiT.Distributed;
+using TerDiT.Testing;
 using Xunit;
 
 namespace TerDiT.Tests;
@@ -30,32 +31,24 @@ public class DistributedEnvironmentTests
     [Fact]
     public async Task RendezvousHandsTheIdFromRankZeroToAWaitingRank()
     {
-        var dir = Directory.CreateTempSubdirectory("rdv").FullName;
-        try
-        {
-            var path = Path.Combine(dir, "id");
-            var id = Enumerable.Range(0, 128).Select(i => (byte)(i * 7)).ToArray();
-            var waiter = Task.Run(() => Rendezvous.Wait(path, 128, TimeSpan.FromSeconds(30)));
-            await Task.Delay(100);
-            Rendezvous.Publish(path, id);
-            Assert.Equal(id, await waiter);
-            Assert.Equal([path], Directory.GetFiles(dir)); // no temporary file left behind
-        }
-        finally { Directory.Delete(dir, true); }
+        using var dir = new TempDirectory("rdv");
+        var path = Path.Combine(dir, "id");
+        var id = Enumerable.Range(0, 128).Select(i => (byte)(i * 7)).ToArray();
+        var waiter = Task.Run(() => Rendezvous.Wait(path, 128, TimeSpan.FromSeconds(30)));
+        await Task.Delay(100);
+        Rendezvous.Publish(path, id);
+        Assert.Equal(id, await waiter);
+        Assert.Equal([path], Directory.GetFiles(dir)); // no temporary file left behind
     }
 
     [Fact]
     public void RendezvousTimesOutAndRefusesAFileOfTheWrongLength()
     {
-        var dir = Directory.CreateTempSubdirectory("rdv").FullName;
-        try
-        {
-            var path = Path.Combine(dir, "id");
-            var e = Assert.Throws<TimeoutException>(() => Rendezvous.Wait(path, 128, TimeSpan.FromMilliseconds(100)));
-            Assert.Contains(path, e.Message);
-            File.WriteAllBytes(path, new byte[5]);
-            Assert.Throws<InvalidDataException>(() => Rendezvous.Wait(path, 128, TimeSpan.FromSeconds(1)));
-        }
-        finally { Directory.Delete(dir, true); }
+        using var dir = new TempDirectory("rdv");
+        var path = Path.Combine(dir, "id");
+        var e = Assert.Throws<TimeoutException>(() => Rendezvous.Wait(path, 128, TimeSpan.FromMilliseconds(100)));
+        Assert.Contains(path, e.Message);
+        File.WriteAllBytes(path, new byte[5]);
+        Assert.Throws<InvalidDataException>(() => Rendezvous.Wait(path, 128, TimeSpan.FromSeconds(1)));
     }
 }

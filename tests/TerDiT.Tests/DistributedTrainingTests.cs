@@ -1,24 +1,18 @@
 using TerDiT.Data;
 using TerDiT.Distributed;
 using TerDiT.Runtime.Config;
+using TerDiT.Testing;
 using TerDiT.Training;
 using TorchSharp;
 using Xunit;
 using static TorchSharp.torch;
+using static TerDiT.Tests.Fixtures;
 
 namespace TerDiT.Tests;
 
 /// <summary>The trainer over W in-process fake ranks on the CPU: the multi-rank logic without GPUs.</summary>
 public class DistributedTrainingTests
 {
-    /// <summary>A Tiny-shaped model at 8×8 input (16 tokens) so a step costs milliseconds.</summary>
-    static readonly TerDiTConfig Micro = new()
-    {
-        Name = "micro", InChannels = 1, InputSize = 8, PatchSize = 2, HiddenSize = 32, Depth = 2, NumHeads = 2, NumClasses = 10, FfnMultipleOf = 32,
-    };
-
-    static LabeledImages MicroData(int count) => DatasetSource.Load("fashion-mnist", Micro, Fixtures.FashionMnistDirectory, limit: count);
-
     static void AssertClose(IReadOnlyDictionary<string, Tensor> expected, IReadOnlyDictionary<string, Tensor> actual, double atol, string what)
     {
         Assert.Equal(expected.Keys.Order(), actual.Keys.Order());
@@ -35,39 +29,35 @@ public class DistributedTrainingTests
     {
         var data = MicroData(40);
         var options = new TrainOptions { Steps = 2, BatchSize = 6, LearningRate = 1e-3, EmaDecay = 0.9, Seed = 5, CheckpointEvery = 1, LogEvery = 1 };
-        var root = Directory.CreateTempSubdirectory("ddp").FullName;
-        try
+        using var root = new TempDirectory("ddp");
+        string single = Path.Combine(root, "single");
+        string[] rankDirs = [Path.Combine(root, "rank0"), Path.Combine(root, "rank1")];
+        var singleLosses = new List<double>();
+        using (var t = Trainer.Start(Micro, options, data, "fashion-mnist", single)) t.Run(m => singleLosses.Add(m.Loss));
+
+        var rankLosses = FakeCommunicatorGroup.Run(2, c =>
         {
-            string single = Path.Combine(root, "single");
-            string[] rankDirs = [Path.Combine(root, "rank0"), Path.Combine(root, "rank1")];
-            var singleLosses = new List<double>();
-            using (var t = Trainer.Start(Micro, options, data, "fashion-mnist", single)) t.Run(m => singleLosses.Add(m.Loss));
+            var losses = new List<double>();
+            using var t = Trainer.Start(Micro, options, data, "fashion-mnist", rankDirs[c.Rank], communicator: c);
+            t.Run(m => losses.Add(m.Loss));
+            return losses;
+        });
 
-            var rankLosses = FakeCommunicatorGroup.Run(2, c =>
-            {
-                var losses = new List<double>();
-                using var t = Trainer.Start(Micro, options, data, "fashion-mnist", rankDirs[c.Rank], communicator: c);
-                t.Run(m => losses.Add(m.Loss));
-                return losses;
-            });
+        // Rank 0 wrote what a single process writes; rank 1 wrote nothing at all.
+        Assert.Equal(Directory.GetFiles(single, "*", SearchOption.AllDirectories).Select(f => Path.GetRelativePath(single, f)).Order(),
+                     Directory.GetFiles(rankDirs[0], "*", SearchOption.AllDirectories).Select(f => Path.GetRelativePath(rankDirs[0], f)).Order());
+        Assert.False(Directory.Exists(rankDirs[1]) && Directory.EnumerateFileSystemEntries(rankDirs[1]).Any(), "rank 1 wrote files");
 
-            // Rank 0 wrote what a single process writes; rank 1 wrote nothing at all.
-            Assert.Equal(Directory.GetFiles(single, "*", SearchOption.AllDirectories).Select(f => Path.GetRelativePath(single, f)).Order(),
-                         Directory.GetFiles(rankDirs[0], "*", SearchOption.AllDirectories).Select(f => Path.GetRelativePath(rankDirs[0], f)).Order());
-            Assert.False(Directory.Exists(rankDirs[1]) && Directory.EnumerateFileSystemEntries(rankDirs[1]).Any(), "rank 1 wrote files");
-
-            using var a = Checkpoint.Load(Checkpoint.Resolve(single));
-            using var b = Checkpoint.Load(Checkpoint.Resolve(rankDirs[0]));
-            Assert.Equal(2L, b.Step);
-            AssertClose(a.Model, b.Model, 1e-6, "model");
-            AssertClose(a.Ema, b.Ema, 1e-6, "ema");
-            AssertClose(a.OptimizerState, b.OptimizerState, 1e-6, "optimizer");
-            Assert.Equal(rankLosses[0], rankLosses[1]);                        // the logged loss is the mean over ranks
-            Assert.All(singleLosses.Zip(rankLosses[0]), p => Assert.Equal(p.First, p.Second, 1e-6));
-            using var init = new TerDiT.Model.TerDiTModel(Micro, 5);          // the weights moved: equality is not trivial
-            Assert.Contains(init.named_parameters(), p => !p.parameter.allclose(a.Model[p.name], rtol: 0, atol: 1e-4));
-        }
-        finally { Directory.Delete(root, true); }
+        using var a = Checkpoint.Load(Checkpoint.Resolve(single));
+        using var b = Checkpoint.Load(Checkpoint.Resolve(rankDirs[0]));
+        Assert.Equal(2L, b.Step);
+        AssertClose(a.Model, b.Model, 1e-6, "model");
+        AssertClose(a.Ema, b.Ema, 1e-6, "ema");
+        AssertClose(a.OptimizerState, b.OptimizerState, 1e-6, "optimizer");
+        Assert.Equal(rankLosses[0], rankLosses[1]);                        // the logged loss is the mean over ranks
+        Assert.All(singleLosses.Zip(rankLosses[0]), p => Assert.Equal(p.First, p.Second, 1e-6));
+        using var init = new TerDiT.Model.TerDiTModel(Micro, 5);          // the weights moved: equality is not trivial
+        Assert.Contains(init.named_parameters(), p => !p.parameter.allclose(a.Model[p.name], rtol: 0, atol: 1e-4));
     }
 
     /// <summary>
@@ -83,21 +73,17 @@ public class DistributedTrainingTests
         var config = Micro with { QkNorm = false, AdaLnNorm = false };
         var data = DatasetSource.Load("fashion-mnist", config, Fixtures.FashionMnistDirectory, limit: 40);
         var options = new TrainOptions { Steps = 8, BatchSize = 6, LearningRate = 1e-3, Seed = 5, CheckpointEvery = 0 };
-        var root = Directory.CreateTempSubdirectory("ddp-long").FullName;
-        try
+        using var root = new TempDirectory("ddp-long");
+        Dictionary<string, Tensor> Weights(Trainer t) => t.Model.named_parameters().ToDictionary(p => p.name, p => p.parameter.detach().clone());
+        Dictionary<string, Tensor> single;
+        using (var t = Trainer.Start(config, options, data, "fashion-mnist", Path.Combine(root, "single"))) { t.Run(); single = Weights(t); }
+        var ranks = FakeCommunicatorGroup.Run(2, c =>
         {
-            Dictionary<string, Tensor> Weights(Trainer t) => t.Model.named_parameters().ToDictionary(p => p.name, p => p.parameter.detach().clone());
-            Dictionary<string, Tensor> single;
-            using (var t = Trainer.Start(config, options, data, "fashion-mnist", Path.Combine(root, "single"))) { t.Run(); single = Weights(t); }
-            var ranks = FakeCommunicatorGroup.Run(2, c =>
-            {
-                using var t = Trainer.Start(config, options, data, "fashion-mnist", Path.Combine(root, "ranks"), communicator: c);
-                t.Run();
-                return Weights(t);
-            });
-            AssertClose(single, ranks[0], 1e-5, "model");
-        }
-        finally { Directory.Delete(root, true); }
+            using var t = Trainer.Start(config, options, data, "fashion-mnist", Path.Combine(root, "ranks"), communicator: c);
+            t.Run();
+            return Weights(t);
+        });
+        AssertClose(single, ranks[0], 1e-5, "model");
     }
 
     [Fact]
@@ -105,25 +91,21 @@ public class DistributedTrainingTests
     {
         var data = MicroData(24);
         var options = new TrainOptions { Steps = 3, BatchSize = 9, LearningRate = 1e-3, Seed = 2, CheckpointEvery = 0 };
-        var root = Directory.CreateTempSubdirectory("ddp-replicas").FullName;
-        try
+        using var root = new TempDirectory("ddp-replicas");
+        var perStep = FakeCommunicatorGroup.Run(3, c =>
         {
-            var perStep = FakeCommunicatorGroup.Run(3, c =>
-            {
-                var snapshots = new List<float[]>();
-                using var t = Trainer.Start(Micro, options, data, "fashion-mnist", root, communicator: c);
-                t.Run(_ => snapshots.Add(t.Model.parameters().SelectMany(p => p.data<float>().ToArray()).ToArray()));
-                return snapshots;
-            });
-            Assert.Equal(3, perStep[0].Count);
-            for (int step = 0; step < 3; step++)
-            {
-                Assert.Equal(perStep[0][step], perStep[1][step]);
-                Assert.Equal(perStep[0][step], perStep[2][step]);
-            }
-            Assert.NotEqual(perStep[0][0], perStep[0][2]);
+            var snapshots = new List<float[]>();
+            using var t = Trainer.Start(Micro, options, data, "fashion-mnist", root, communicator: c);
+            t.Run(_ => snapshots.Add(t.Model.parameters().SelectMany(p => p.data<float>().ToArray()).ToArray()));
+            return snapshots;
+        });
+        Assert.Equal(3, perStep[0].Count);
+        for (int step = 0; step < 3; step++)
+        {
+            Assert.Equal(perStep[0][step], perStep[1][step]);
+            Assert.Equal(perStep[0][step], perStep[2][step]);
         }
-        finally { Directory.Delete(root, true); }
+        Assert.NotEqual(perStep[0][0], perStep[0][2]);
     }
 
     [Fact]
@@ -131,34 +113,30 @@ public class DistributedTrainingTests
     {
         var data = MicroData(40);
         var options = new TrainOptions { Steps = 6, BatchSize = 4, LearningRate = 1e-3, EmaDecay = 0.9, Seed = 8, CheckpointEvery = 2, LogEvery = 1 };
-        var root = Directory.CreateTempSubdirectory("ddp-resume").FullName;
-        try
+        using var root = new TempDirectory("ddp-resume");
+        string straight = Path.Combine(root, "straight"), killed = Path.Combine(root, "killed");
+        FakeCommunicatorGroup.Run(2, c => { using var t = Trainer.Start(Micro, options, data, "fashion-mnist", straight, communicator: c); t.Run(); });
+
+        // Both ranks die right after step 3: step 3 is lost, the run resumes from the checkpoint of step 2.
+        Assert.Throws<OperationCanceledException>(() => FakeCommunicatorGroup.Run(2, c =>
         {
-            string straight = Path.Combine(root, "straight"), killed = Path.Combine(root, "killed");
-            FakeCommunicatorGroup.Run(2, c => { using var t = Trainer.Start(Micro, options, data, "fashion-mnist", straight, communicator: c); t.Run(); });
+            using var t = Trainer.Start(Micro, options, data, "fashion-mnist", killed, communicator: c);
+            t.Run(m => { if (m.Step == 3) throw new OperationCanceledException(); });
+        }));
+        Assert.Equal(Checkpoint.PathFor(killed, 2), Checkpoint.Resolve(killed));
+        FakeCommunicatorGroup.Run(2, c =>
+        {
+            using var t = Trainer.Resume(killed, options, data, "fashion-mnist", communicator: c);
+            Assert.Equal(2, t.Step);
+            t.Run();
+        });
 
-            // Both ranks die right after step 3: step 3 is lost, the run resumes from the checkpoint of step 2.
-            Assert.Throws<OperationCanceledException>(() => FakeCommunicatorGroup.Run(2, c =>
-            {
-                using var t = Trainer.Start(Micro, options, data, "fashion-mnist", killed, communicator: c);
-                t.Run(m => { if (m.Step == 3) throw new OperationCanceledException(); });
-            }));
-            Assert.Equal(Checkpoint.PathFor(killed, 2), Checkpoint.Resolve(killed));
-            FakeCommunicatorGroup.Run(2, c =>
-            {
-                using var t = Trainer.Resume(killed, options, data, "fashion-mnist", communicator: c);
-                Assert.Equal(2, t.Step);
-                t.Run();
-            });
-
-            using var a = Checkpoint.Load(Checkpoint.Resolve(straight));
-            using var b = Checkpoint.Load(Checkpoint.Resolve(killed));
-            Assert.Equal((6L, 6L), (a.Step, b.Step));
-            AssertClose(a.Model, b.Model, 1e-6, "model");
-            AssertClose(a.Ema, b.Ema, 1e-6, "ema");
-            AssertClose(a.OptimizerState, b.OptimizerState, 1e-6, "optimizer");
-        }
-        finally { Directory.Delete(root, true); }
+        using var a = Checkpoint.Load(Checkpoint.Resolve(straight));
+        using var b = Checkpoint.Load(Checkpoint.Resolve(killed));
+        Assert.Equal((6L, 6L), (a.Step, b.Step));
+        AssertClose(a.Model, b.Model, 1e-6, "model");
+        AssertClose(a.Ema, b.Ema, 1e-6, "ema");
+        AssertClose(a.OptimizerState, b.OptimizerState, 1e-6, "optimizer");
     }
 
     /// <summary>The global batch is what a checkpoint records, so a run may resume on another number of ranks.</summary>
@@ -168,35 +146,27 @@ public class DistributedTrainingTests
         var config = Micro with { QkNorm = false, AdaLnNorm = false }; // see LongerRunsStayWithinRoundingOfOneProcess
         var data = DatasetSource.Load("fashion-mnist", config, Fixtures.FashionMnistDirectory, limit: 40);
         var options = new TrainOptions { Steps = 5, BatchSize = 4, LearningRate = 1e-3, EmaDecay = 0.9, Seed = 3, CheckpointEvery = 2 };
-        var root = Directory.CreateTempSubdirectory("ddp-rescale").FullName;
-        try
-        {
-            string straight = Path.Combine(root, "straight"), moved = Path.Combine(root, "moved");
-            FakeCommunicatorGroup.Run(2, c => { using var t = Trainer.Start(config, options, data, "fashion-mnist", straight, communicator: c); t.Run(); });
-            FakeCommunicatorGroup.Run(2, c => { using var t = Trainer.Start(config, options with { Steps = 2 }, data, "fashion-mnist", moved, communicator: c); t.Run(); });
-            using (var t = Trainer.Resume(moved, options, data, "fashion-mnist")) t.Run();
+        using var root = new TempDirectory("ddp-rescale");
+        string straight = Path.Combine(root, "straight"), moved = Path.Combine(root, "moved");
+        FakeCommunicatorGroup.Run(2, c => { using var t = Trainer.Start(config, options, data, "fashion-mnist", straight, communicator: c); t.Run(); });
+        FakeCommunicatorGroup.Run(2, c => { using var t = Trainer.Start(config, options with { Steps = 2 }, data, "fashion-mnist", moved, communicator: c); t.Run(); });
+        using (var t = Trainer.Resume(moved, options, data, "fashion-mnist")) t.Run();
 
-            using var a = Checkpoint.Load(Checkpoint.Resolve(straight));
-            using var b = Checkpoint.Load(Checkpoint.Resolve(moved));
-            Assert.Equal((5L, 5L), (a.Step, b.Step));
-            AssertClose(a.Model, b.Model, 1e-5, "model");
-            AssertClose(a.Ema, b.Ema, 1e-5, "ema");
-        }
-        finally { Directory.Delete(root, true); }
+        using var a = Checkpoint.Load(Checkpoint.Resolve(straight));
+        using var b = Checkpoint.Load(Checkpoint.Resolve(moved));
+        Assert.Equal((5L, 5L), (a.Step, b.Step));
+        AssertClose(a.Model, b.Model, 1e-5, "model");
+        AssertClose(a.Ema, b.Ema, 1e-5, "ema");
     }
 
     [Fact]
     public void AGlobalBatchThatRanksCannotSplitIsRefused()
     {
         var data = MicroData(12);
-        var root = Directory.CreateTempSubdirectory("ddp-batch").FullName;
-        try
-        {
-            var e = Assert.Throws<ArgumentException>(() => FakeCommunicatorGroup.Run(2, c =>
-                Trainer.Start(Micro, new TrainOptions { Steps = 1, BatchSize = 5 }, data, "fashion-mnist", root, communicator: c).Dispose()));
-            Assert.Contains("multiple of the number of ranks 2", e.Message);
-        }
-        finally { Directory.Delete(root, true); }
+        using var root = new TempDirectory("ddp-batch");
+        var e = Assert.Throws<ArgumentException>(() => FakeCommunicatorGroup.Run(2, c =>
+            Trainer.Start(Micro, new TrainOptions { Steps = 1, BatchSize = 5 }, data, "fashion-mnist", root, communicator: c).Dispose()));
+        Assert.Contains("multiple of the number of ranks 2", e.Message);
     }
 
     [Fact]

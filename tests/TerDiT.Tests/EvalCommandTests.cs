@@ -2,6 +2,7 @@ using System.Text.Json.Nodes;
 using SixLabors.ImageSharp;
 using TerDiT.Cli;
 using TerDiT.Imaging;
+using TerDiT.Testing;
 using Xunit;
 
 namespace TerDiT.Tests;
@@ -25,86 +26,78 @@ public class EvalCommandTests
     [Fact]
     public void EvalWritesFiniteMetricsJsonAndGridAndIsReproducible()
     {
-        var dir = Directory.CreateTempSubdirectory("cli-eval").FullName;
-        try
-        {
-            var run = Path.Combine(dir, "run");
-            Terdit.TrainTiny(run);
-            string[] Args(string json, string? grid) =>
-            [
-                "eval", "--checkpoint", run, "--samples", "20", "--steps", "2", "--batch", "8", "--seed", "7",
-                "--reference-dir", Fixtures.FashionMnistDirectory, "--out", json, "--threads", "1", .. grid is null ? [] : new[] { "--grid", grid },
-            ];
-            var jsonPath = Path.Combine(dir, "out", "results.json");
-            var gridPath = Path.Combine(dir, "grid.png");
-            var r = Terdit.Run(Args(jsonPath, gridPath));
-            Assert.True(r.Code == 0, r.Err);
-            Assert.Contains("sampled 20/20", r.Out);
-            Assert.Contains("FID", r.Out);
+        using var dir = new TempDirectory("cli-eval");
+        var run = Path.Combine(dir, "run");
+        Terdit.TrainTiny(run);
+        string[] Args(string json, string? grid) =>
+        [
+            "eval", "--checkpoint", run, "--samples", "20", "--steps", "2", "--batch", "8", "--seed", "7",
+            "--reference-dir", Fixtures.FashionMnistDirectory, "--out", json, "--threads", "1", .. grid is null ? [] : new[] { "--grid", grid },
+        ];
+        var jsonPath = Path.Combine(dir, "out", "results.json");
+        var gridPath = Path.Combine(dir, "grid.png");
+        var r = Terdit.Run(Args(jsonPath, gridPath));
+        Assert.True(r.Code == 0, r.Err);
+        Assert.Contains("sampled 20/20", r.Out);
+        Assert.Contains("FID", r.Out);
 
-            var json = JsonNode.Parse(File.ReadAllText(jsonPath))!;
-            Assert.Equal(2, (long)json["step"]!);
-            Assert.Equal(Path.Combine(run, "checkpoints", "step-0000002.ckpt"), (string)json["checkpoint"]!);
-            Assert.Contains("--samples 20", (string)json["command"]!);
-            Assert.Equal(20, (int)json["settings"]!["samples"]!);
-            Assert.Equal("ddim", (string)json["settings"]!["sampler"]!);
-            Assert.True((double)json["elapsed_s"]! > 0);
-            var result = json["result"]!;
-            double fid = (double)result["Fid"]!;
-            Assert.True(double.IsFinite(fid) && fid > 0, $"FID {fid}"); // 2-step samples of an untrained model are far from the data
-            foreach (var name in new[] { "Precision", "Recall", "ClassAccuracy" })
-                Assert.InRange((double)result[name]!, 0, 1);
-            Assert.Equal(20, (int)result["N"]!);
-            Assert.Equal(256, (int)result["ReferenceN"]!);   // the fixture's test split
-            Assert.Empty(Directory.GetFiles(Path.GetDirectoryName(jsonPath)!, "*.tmp"));
+        var json = JsonNode.Parse(File.ReadAllText(jsonPath))!;
+        Assert.Equal(2, (long)json["step"]!);
+        Assert.Equal(Path.Combine(run, "checkpoints", "step-0000002.ckpt"), (string)json["checkpoint"]!);
+        Assert.Contains("--samples 20", (string)json["command"]!);
+        Assert.Equal(20, (int)json["settings"]!["samples"]!);
+        Assert.Equal("ddim", (string)json["settings"]!["sampler"]!);
+        Assert.True((double)json["elapsed_s"]! > 0);
+        var result = json["result"]!;
+        double fid = (double)result["Fid"]!;
+        Assert.True(double.IsFinite(fid) && fid > 0, $"FID {fid}"); // 2-step samples of an untrained model are far from the data
+        foreach (var name in new[] { "Precision", "Recall", "ClassAccuracy" })
+            Assert.InRange((double)result[name]!, 0, 1);
+        Assert.Equal(20, (int)result["N"]!);
+        Assert.Equal(256, (int)result["ReferenceN"]!);   // the fixture's test split
+        Assert.Empty(Directory.GetFiles(Path.GetDirectoryName(jsonPath)!, "*.tmp"));
 
-            var info = Image.Identify(gridPath);             // 10 class rows × 2 columns of 32×32
-            Assert.Equal(PngGrid.Extent(2, 32), info.Width);
-            Assert.Equal(PngGrid.Extent(10, 32), info.Height);
+        var info = Image.Identify(gridPath);             // 10 class rows × 2 columns of 32×32
+        Assert.Equal(PngGrid.Extent(2, 32), info.Width);
+        Assert.Equal(PngGrid.Extent(10, 32), info.Height);
 
-            // Same arguments, same seed → the same samples and metrics.
-            var again = Path.Combine(dir, "again.json");
-            Assert.Equal(0, Terdit.Run(Args(again, null)).Code);
-            Assert.Equal(result.ToJsonString(), JsonNode.Parse(File.ReadAllText(again))!["result"]!.ToJsonString());
-        }
-        finally { Directory.Delete(dir, true); }
+        // Same arguments, same seed → the same samples and metrics.
+        var again = Path.Combine(dir, "again.json");
+        Assert.Equal(0, Terdit.Run(Args(again, null)).Code);
+        Assert.Equal(result.ToJsonString(), JsonNode.Parse(File.ReadAllText(again))!["result"]!.ToJsonString());
     }
 
     [Fact]
     public void EvalOfAPackedModelRunsOnTheRuntimeInBothModes()
     {
-        var dir = Directory.CreateTempSubdirectory("cli-eval-packed").FullName;
-        try
+        using var dir = new TempDirectory("cli-eval-packed");
+        var run = Path.Combine(dir, "run");
+        Terdit.TrainTiny(run);
+        var model = Path.Combine(dir, "tiny.tdit");
+        Assert.Equal(0, Terdit.Run("pack", "--checkpoint", run, "--out", model, "--fp-dtype", "f32").Code);
+        JsonNode Eval(string mode, string name)
         {
-            var run = Path.Combine(dir, "run");
-            Terdit.TrainTiny(run);
-            var model = Path.Combine(dir, "tiny.tdit");
-            Assert.Equal(0, Terdit.Run("pack", "--checkpoint", run, "--out", model, "--fp-dtype", "f32").Code);
-            JsonNode Eval(string mode, string name)
-            {
-                var json = Path.Combine(dir, name);
-                var r = Terdit.Run("eval", "--model", model, "--mode", mode, "--samples", "20", "--steps", "2", "--batch", "8", "--seed", "7",
-                    "--reference-dir", Fixtures.FashionMnistDirectory, "--out", json, "--threads", "1");
-                Assert.True(r.Code == 0, r.Err);
-                Assert.Contains($"runtime {(mode == "a8" ? "A8" : "Exact")}", r.Out);
-                return JsonNode.Parse(File.ReadAllText(json))!;
-            }
-            var exact = Eval("exact", "exact.json");
-            Assert.Equal(Path.GetFullPath(model), (string)exact["packed_model"]!);
-            Assert.Null(exact["step"]);
-            Assert.Equal("exact", (string)exact["settings"]!["mode"]!);
-            Assert.Null(exact["settings"]!["weights"]);
-            Assert.True(double.IsFinite((double)exact["result"]!["Fid"]!));
-            Assert.Equal(exact["result"]!.ToJsonString(), Eval("exact", "again.json")["result"]!.ToJsonString()); // reproducible
-            var a8 = Eval("a8", "a8.json");
-            Assert.Equal("a8", (string)a8["settings"]!["mode"]!);
-            Assert.InRange((double)a8["result"]!["ClassAccuracy"]!, 0, 1);
-
-            Terdit.AssertUsageError(Terdit.Run("eval", "--model", model, "--checkpoint", run, "--samples", "20"), "one of --checkpoint");
-            Terdit.AssertUsageError(Terdit.Run("eval", "--model", model, "--samples", "20", "--device", "cuda"), "--model runs on the CPU runtime");
-            Terdit.AssertUsageError(Terdit.Run("eval", "--checkpoint", run, "--samples", "20", "--mode", "a8"), "--mode a8 runs on the packed runtime");
+            var json = Path.Combine(dir, name);
+            var r = Terdit.Run("eval", "--model", model, "--mode", mode, "--samples", "20", "--steps", "2", "--batch", "8", "--seed", "7",
+                "--reference-dir", Fixtures.FashionMnistDirectory, "--out", json, "--threads", "1");
+            Assert.True(r.Code == 0, r.Err);
+            Assert.Contains($"runtime {(mode == "a8" ? "A8" : "Exact")}", r.Out);
+            return JsonNode.Parse(File.ReadAllText(json))!;
         }
-        finally { Directory.Delete(dir, true); }
+        var exact = Eval("exact", "exact.json");
+        Assert.Equal(Path.GetFullPath(model), (string)exact["packed_model"]!);
+        Assert.Null(exact["step"]);
+        Assert.Equal("exact", (string)exact["settings"]!["mode"]!);
+        Assert.Null(exact["settings"]!["weights"]);
+        Assert.True(double.IsFinite((double)exact["result"]!["Fid"]!));
+        Assert.Equal(exact["result"]!.ToJsonString(), Eval("exact", "again.json")["result"]!.ToJsonString()); // reproducible
+        var a8 = Eval("a8", "a8.json");
+        Assert.Equal("a8", (string)a8["settings"]!["mode"]!);
+        Assert.InRange((double)a8["result"]!["ClassAccuracy"]!, 0, 1);
+
+        Terdit.AssertUsageError(Terdit.Run("eval", "--model", model, "--checkpoint", run, "--samples", "20"), "one of --checkpoint");
+        Terdit.AssertUsageError(Terdit.Run("eval", "--model", model, "--samples", "20", "--device", "cuda"), "--model runs on the CPU runtime");
+        Terdit.AssertUsageError(Terdit.Run("eval", "--checkpoint", run, "--samples", "20", "--mode", "a8"), "--mode a8 runs on the packed runtime");
     }
 
     [Fact]

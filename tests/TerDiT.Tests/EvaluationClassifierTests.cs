@@ -1,5 +1,6 @@
 using TerDiT.Data;
 using TerDiT.Evaluation;
+using TerDiT.Testing;
 using Xunit;
 using static TorchSharp.torch;
 
@@ -58,54 +59,48 @@ public class EvaluationClassifierTests
     [Fact]
     public void SavedWeightsLoadBackExactly()
     {
-        var path = Path.Combine(Path.GetTempPath(), $"clf-{Guid.NewGuid():N}.safetensors");
-        try
+        using var dir = new TempDirectory("clf");
+        var path = dir.File("clf.safetensors");
+        var provenance = new ClassifierProvenance(256, 1, 3, 0.5, 256, 1);
+        using (var model = FeatureClassifier.Train(TrainImages.Take(256), 1, seed: 3))
         {
-            var provenance = new ClassifierProvenance(256, 1, 3, 0.5, 256, 1);
-            using (var model = FeatureClassifier.Train(TrainImages.Take(256), 1, seed: 3))
-            {
-                model.Save(path, provenance);
-                using var loaded = FeatureClassifier.Load(path);
-                Assert.Equal(provenance, loaded.Provenance);
-                using var x = EvalImages.ToTensor(TestImages, 0, 32);
-                var (fa, pa) = model.Embed(x);
-                var (fb, pb) = loaded.Embed(x);
-                Assert.True(fa.eq(fb).all().item<bool>(), "features differ after a save/load round trip");
-                Assert.Equal(pa, pb);
-            }
-            Assert.False(File.Exists(path + ".tmp"), "temp file left behind");
+            model.Save(path, provenance);
+            using var loaded = FeatureClassifier.Load(path);
+            Assert.Equal(provenance, loaded.Provenance);
+            using var x = EvalImages.ToTensor(TestImages, 0, 32);
+            var (fa, pa) = model.Embed(x);
+            var (fb, pb) = loaded.Embed(x);
+            Assert.True(fa.eq(fb).all().item<bool>(), "features differ after a save/load round trip");
+            Assert.Equal(pa, pb);
         }
-        finally { File.Delete(path); }
+        Assert.False(File.Exists(path + ".tmp"), "temp file left behind");
     }
 
     [Fact]
     public void CorruptWeightsAreRefusedWithAClearMessage()
     {
         var good = File.ReadAllBytes(CommittedPath);
-        var path = Path.Combine(Path.GetTempPath(), $"clf-{Guid.NewGuid():N}.safetensors");
+        using var dir = new TempDirectory("clf");
+        var path = dir.File("clf.safetensors");
         string Fails(byte[] bytes)
         {
             File.WriteAllBytes(path, bytes);
             return Assert.Throws<InvalidDataException>(() => FeatureClassifier.Load(path)).Message;
         }
-        try
-        {
-            var flipped = (byte[])good.Clone();
-            flipped[^100] ^= 0x40;
-            Assert.Contains("checksum mismatch", Fails(flipped));
-            Assert.Contains("truncated", Fails(good[..(good.Length / 3)]));
-            Assert.Contains("does not fit", Fails(good[..100]));
-            Assert.Contains("shorter than", Fails(good[..5]));
-            var garbage = (byte[])good.Clone();
-            garbage[8] = (byte)'x';
-            Assert.Contains("not a JSON object", Fails(garbage));
-            var otherArch = (byte[])good.Clone();
-            int at = otherArch.AsSpan().IndexOf(System.Text.Encoding.ASCII.GetBytes(FeatureClassifier.Architecture));
-            otherArch[at + FeatureClassifier.Architecture.Length - 1] = (byte)'X'; // header only: the checksum still matches
-            Assert.Contains("architecture 'fmnist-cnn-c32-c64-c128-gaX'", Fails(otherArch));
-            Assert.Contains(path, Fails(flipped));
-        }
-        finally { File.Delete(path); }
+        var flipped = (byte[])good.Clone();
+        flipped[^100] ^= 0x40;
+        Assert.Contains("checksum mismatch", Fails(flipped));
+        Assert.Contains("truncated", Fails(good[..(good.Length / 3)]));
+        Assert.Contains("does not fit", Fails(good[..100]));
+        Assert.Contains("shorter than", Fails(good[..5]));
+        var garbage = (byte[])good.Clone();
+        garbage[8] = (byte)'x';
+        Assert.Contains("not a JSON object", Fails(garbage));
+        var otherArch = (byte[])good.Clone();
+        int at = otherArch.AsSpan().IndexOf(System.Text.Encoding.ASCII.GetBytes(FeatureClassifier.Architecture));
+        otherArch[at + FeatureClassifier.Architecture.Length - 1] = (byte)'X'; // header only: the checksum still matches
+        Assert.Contains("architecture 'fmnist-cnn-c32-c64-c128-gaX'", Fails(otherArch));
+        Assert.Contains(path, Fails(flipped));
         var missing = Assert.Throws<FileNotFoundException>(() => FeatureClassifier.Load("/nonexistent/clf.safetensors"));
         Assert.Contains("not found", missing.Message);
     }

@@ -1,4 +1,5 @@
 using TerDiT.Data;
+using TerDiT.Testing;
 using Xunit;
 
 namespace TerDiT.Tests;
@@ -26,20 +27,16 @@ public class FashionMnistTests
     [Fact]
     public void TruncatedFileIsRefused()
     {
-        var dir = Directory.CreateTempSubdirectory("fmnist").FullName;
-        try
+        using var dir = new TempDirectory("fmnist");
+        var src = Path.Combine(Fixtures.FashionMnistDirectory, "t10k-images-idx3-ubyte.gz");
+        using (var input = new System.IO.Compression.GZipStream(File.OpenRead(src), System.IO.Compression.CompressionMode.Decompress))
+        using (var ms = new MemoryStream())
         {
-            var src = Path.Combine(Fixtures.FashionMnistDirectory, "t10k-images-idx3-ubyte.gz");
-            using (var input = new System.IO.Compression.GZipStream(File.OpenRead(src), System.IO.Compression.CompressionMode.Decompress))
-            using (var ms = new MemoryStream())
-            {
-                input.CopyTo(ms);
-                File.WriteAllBytes(Path.Combine(dir, "t10k-images-idx3-ubyte"), ms.ToArray()[..5000]);
-            }
-            File.Copy(Path.Combine(Fixtures.FashionMnistDirectory, "t10k-labels-idx1-ubyte.gz"), Path.Combine(dir, "t10k-labels-idx1-ubyte.gz"));
-            var e = Assert.Throws<InvalidDataException>(() => FashionMnist.Load(Split.Test, dir));
-            Assert.Contains("truncated", e.Message);
+            input.CopyTo(ms);
+            File.WriteAllBytes(Path.Combine(dir, "t10k-images-idx3-ubyte"), ms.ToArray()[..5000]);
         }
-        finally { Directory.Delete(dir, true); }
+        File.Copy(Path.Combine(Fixtures.FashionMnistDirectory, "t10k-labels-idx1-ubyte.gz"), Path.Combine(dir, "t10k-labels-idx1-ubyte.gz"));
+        var e = Assert.Throws<InvalidDataException>(() => FashionMnist.Load(Split.Test, dir));
+        Assert.Contains("truncated", e.Message);
     }
 }

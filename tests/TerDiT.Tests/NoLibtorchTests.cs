@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using TerDiT.Testing;
 using Xunit;
 using static TerDiT.Tests.PackFixtures;
 using static TerDiT.Tests.Terdit;
@@ -12,9 +13,9 @@ namespace TerDiT.Tests;
 /// </summary>
 public class NoLibtorchTests : IDisposable
 {
-    readonly string dir = Directory.CreateTempSubdirectory("nolibtorch-tests").FullName;
+    readonly TempDirectory dir = new("nolibtorch-tests");
 
-    public void Dispose() => Directory.Delete(dir, recursive: true);
+    public void Dispose() => dir.Dispose();
 
     /// <summary>The CLI built beside this test assembly's configuration: src/TerDiT.Cli/bin/CONFIG/TFM/TerDiT.Cli.dll.</summary>
     static string CliDll()

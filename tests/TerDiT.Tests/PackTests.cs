@@ -5,6 +5,7 @@ using TerDiT.Runtime.Config;
 using TerDiT.Runtime.Cpu;
 using TerDiT.Runtime.Format;
 using TerDiT.Runtime.Model;
+using TerDiT.Testing;
 using TerDiT.Training;
 using Xunit;
 using Xunit.Abstractions;
@@ -17,9 +18,9 @@ namespace TerDiT.Tests;
 /// <summary><c>terdit pack</c> → .tdit → the runtime forward against the TorchSharp model the checkpoint gives.</summary>
 public class PackTests(ITestOutputHelper output) : IDisposable
 {
-    readonly string dir = Directory.CreateTempSubdirectory("pack-tests").FullName;
+    readonly TempDirectory dir = new("pack-tests");
 
-    public void Dispose() => Directory.Delete(dir, recursive: true);
+    public void Dispose() => dir.Dispose();
 
     /// <summary>The runtime's and TorchSharp's outputs for the same inputs (3 images, a null label among them).</summary>
     static (float[] Runtime, float[] Torch) Forward(string packed, TerDiTModel model)

@@ -1,4 +1,5 @@
 using TerDiT.Cli;
+using TerDiT.Testing;
 using Xunit;
 
 namespace TerDiT.Tests;
@@ -8,7 +9,8 @@ public class ShippedModelTests
     [Fact]
     public void SampleWithoutAModelUsesTheShippedPackedModel()
     {
-        var png = Path.Combine(Directory.CreateTempSubdirectory("shipped").FullName, "grid.png");
+        using var dir = new TempDirectory("shipped");
+        var png = dir.File("grid.png");
         var (stdout, stderr) = (new StringWriter(), new StringWriter());
         int code = CliApp.Run(["sample", "--classes", "0,7", "--per-class", "2", "--steps", "3", "--out", png], stdout, stderr);
         Assert.True(code == 0, stderr.ToString());

@@ -1,22 +1,16 @@
 using TerDiT.Data;
 using TerDiT.Runtime.Config;
+using TerDiT.Testing;
 using TerDiT.Training;
 using TorchSharp;
 using Xunit;
 using static TorchSharp.torch;
+using static TerDiT.Tests.Fixtures;
 
 namespace TerDiT.Tests;
 
 public class TrainingTests
 {
-    /// <summary>A Tiny-shaped model at 8×8 input (16 tokens) so a training step costs milliseconds.</summary>
-    static readonly TerDiTConfig Micro = new()
-    {
-        Name = "micro", InChannels = 1, InputSize = 8, PatchSize = 2, HiddenSize = 32, Depth = 2, NumHeads = 2, NumClasses = 10, FfnMultipleOf = 32,
-    };
-
-    static LabeledImages MicroData(int count) => DatasetSource.Load("fashion-mnist", Micro, Fixtures.FashionMnistDirectory, limit: count);
-
     [Fact]
     public void AdamWMatchesTorchAdamW()
     {
@@ -60,43 +54,39 @@ public class TrainingTests
     {
         var data = MicroData(40);
         var options = new TrainOptions { Steps = 10, BatchSize = 6, LearningRate = 1e-3, EmaDecay = 0.9, Seed = 11, CheckpointEvery = 4, LogEvery = 1 };
-        var root = Directory.CreateTempSubdirectory("resume").FullName;
-        try
+        using var root = new TempDirectory("resume");
+        string straight = Path.Combine(root, "straight"), killed = Path.Combine(root, "killed");
+        using (var t = Trainer.Start(Micro, options, data, "fashion-mnist", straight)) t.Run();
+
+        // "Kill" the second run during step 7: steps 5–7 after the checkpoint at 4 are lost.
+        using (var t = Trainer.Start(Micro, options, data, "fashion-mnist", killed))
+            Assert.Throws<OperationCanceledException>(() => t.Run(m => { if (m.Step == 7) throw new OperationCanceledException(); }));
+        Assert.Equal(Checkpoint.PathFor(killed, 4), Checkpoint.Resolve(killed));
+        using (var t = Trainer.Resume(killed, options, data, "fashion-mnist"))
         {
-            string straight = Path.Combine(root, "straight"), killed = Path.Combine(root, "killed");
-            using (var t = Trainer.Start(Micro, options, data, "fashion-mnist", straight)) t.Run();
-
-            // "Kill" the second run during step 7: steps 5–7 after the checkpoint at 4 are lost.
-            using (var t = Trainer.Start(Micro, options, data, "fashion-mnist", killed))
-                Assert.Throws<OperationCanceledException>(() => t.Run(m => { if (m.Step == 7) throw new OperationCanceledException(); }));
-            Assert.Equal(Checkpoint.PathFor(killed, 4), Checkpoint.Resolve(killed));
-            using (var t = Trainer.Resume(killed, options, data, "fashion-mnist"))
-            {
-                Assert.Equal(4, t.Step);
-                t.Run();
-            }
-
-            using var a = Checkpoint.Load(Checkpoint.Resolve(straight));
-            using var b = Checkpoint.Load(Checkpoint.Resolve(killed));
-            Assert.Equal((10L, 10L), (a.Step, b.Step));
-            Assert.Equal(a.OptimizerStep, b.OptimizerStep);
-            foreach (var (group, x, y) in new[] { ("model", a.Model, b.Model), ("ema", a.Ema, b.Ema), ("optim", a.OptimizerState, b.OptimizerState) })
-            {
-                Assert.Equal(x.Keys.Order(), y.Keys.Order());
-                foreach (var (name, value) in x)
-                    Assert.True(value.allclose(y[name], rtol: 0, atol: 1e-6), $"{group}.{name} differs by {(value - y[name]).abs().max().item<float>()}");
-            }
-            // The training moved the weights, so equality above is not trivial.
-            using var init = new TerDiT.Model.TerDiTModel(Micro, 11);
-            Assert.Contains(init.named_parameters(), p => !p.parameter.allclose(a.Model[p.name], rtol: 0, atol: 1e-4));
-
-            // Metrics: one line per step, the lost steps' lines replaced by the resumed ones.
-            var ma = MetricsLog.Read(Path.Combine(straight, "metrics.jsonl"));
-            var mb = MetricsLog.Read(Path.Combine(killed, "metrics.jsonl"));
-            Assert.Equal(Enumerable.Range(1, 10).Select(i => (long)i), mb.Select(m => m.Step));
-            Assert.Equal(ma.Select(m => m.Loss), mb.Select(m => m.Loss));
+            Assert.Equal(4, t.Step);
+            t.Run();
         }
-        finally { Directory.Delete(root, true); }
+
+        using var a = Checkpoint.Load(Checkpoint.Resolve(straight));
+        using var b = Checkpoint.Load(Checkpoint.Resolve(killed));
+        Assert.Equal((10L, 10L), (a.Step, b.Step));
+        Assert.Equal(a.OptimizerStep, b.OptimizerStep);
+        foreach (var (group, x, y) in new[] { ("model", a.Model, b.Model), ("ema", a.Ema, b.Ema), ("optim", a.OptimizerState, b.OptimizerState) })
+        {
+            Assert.Equal(x.Keys.Order(), y.Keys.Order());
+            foreach (var (name, value) in x)
+                Assert.True(value.allclose(y[name], rtol: 0, atol: 1e-6), $"{group}.{name} differs by {(value - y[name]).abs().max().item<float>()}");
+        }
+        // The training moved the weights, so equality above is not trivial.
+        using var init = new TerDiT.Model.TerDiTModel(Micro, 11);
+        Assert.Contains(init.named_parameters(), p => !p.parameter.allclose(a.Model[p.name], rtol: 0, atol: 1e-4));
+
+        // Metrics: one line per step, the lost steps' lines replaced by the resumed ones.
+        var ma = MetricsLog.Read(Path.Combine(straight, "metrics.jsonl"));
+        var mb = MetricsLog.Read(Path.Combine(killed, "metrics.jsonl"));
+        Assert.Equal(Enumerable.Range(1, 10).Select(i => (long)i), mb.Select(m => m.Step));
+        Assert.Equal(ma.Select(m => m.Loss), mb.Select(m => m.Loss));
     }
 
     [Fact]
@@ -104,15 +94,11 @@ public class TrainingTests
     {
         var data = MicroData(12);
         var options = new TrainOptions { Steps = 1, BatchSize = 4, CheckpointEvery = 0 };
-        var root = Directory.CreateTempSubdirectory("resume-check").FullName;
-        try
-        {
-            using (var t = Trainer.Start(Micro, options, data, "fashion-mnist", root)) t.Run();
-            Assert.Contains("--lr", Assert.Throws<ArgumentException>(() => Trainer.Resume(root, options with { LearningRate = 1e-3 }, data, "fashion-mnist")).Message);
-            Assert.Contains("images", Assert.Throws<ArgumentException>(() => Trainer.Resume(root, options, data.Take(8), "fashion-mnist")).Message);
-            Assert.Contains("--resume", Assert.Throws<InvalidOperationException>(() => Trainer.Start(Micro, options, data, "fashion-mnist", root)).Message);
-        }
-        finally { Directory.Delete(root, true); }
+        using var root = new TempDirectory("resume-check");
+        using (var t = Trainer.Start(Micro, options, data, "fashion-mnist", root)) t.Run();
+        Assert.Contains("--lr", Assert.Throws<ArgumentException>(() => Trainer.Resume(root, options with { LearningRate = 1e-3 }, data, "fashion-mnist")).Message);
+        Assert.Contains("images", Assert.Throws<ArgumentException>(() => Trainer.Resume(root, options, data.Take(8), "fashion-mnist")).Message);
+        Assert.Contains("--resume", Assert.Throws<InvalidOperationException>(() => Trainer.Start(Micro, options, data, "fashion-mnist", root)).Message);
     }
 
     [Fact]
@@ -121,14 +107,10 @@ public class TrainingTests
         var config = Presets.Get("TerDiT-Tiny") with { InputSize = 16 };  // Tiny's widths, 16 tokens to stay fast
         var data = DatasetSource.Load("fashion-mnist", config, Fixtures.FashionMnistDirectory, limit: 256);
         var options = new TrainOptions { Steps = 40, BatchSize = 16, LearningRate = 1e-3, Seed = 1, CheckpointEvery = 0 };
-        var root = Directory.CreateTempSubdirectory("tiny-loss").FullName;
-        try
-        {
-            var losses = new List<double>();
-            using (var t = Trainer.Start(config, options, data, "fashion-mnist", root)) t.Run(m => losses.Add(m.Loss));
-            double first = losses.Take(5).Average(), last = losses.TakeLast(10).Average();
-            Assert.True(last < 0.8 * first, $"loss did not fall: first 5 steps {first:F4}, last 10 steps {last:F4}");
-        }
-        finally { Directory.Delete(root, true); }
+        using var root = new TempDirectory("tiny-loss");
+        var losses = new List<double>();
+        using (var t = Trainer.Start(config, options, data, "fashion-mnist", root)) t.Run(m => losses.Add(m.Loss));
+        double first = losses.Take(5).Average(), last = losses.TakeLast(10).Average();
+        Assert.True(last < 0.8 * first, $"loss did not fall: first 5 steps {first:F4}, last 10 steps {last:F4}");
     }
 }
