@@ -40,7 +40,7 @@ public sealed class TerDiTPipeline : IDisposable
     /// <exception cref="TditFormatException">The file is not a valid packed model.</exception>
     public static TerDiTPipeline Load(string path, RuntimeOptions? options = null)
     {
-        var file = TditFile.Open(path, new TditReadOptions { PackedShape = TditWeightSource.PackedShape });
+        var file = TditFile.Open(path);
         try
         {
             return new TerDiTPipeline(new TditWeightSource(file), options, file) { ClassNames = file.Info.Classes };

@@ -184,11 +184,24 @@ public sealed class FormatCorruptionTests : IDisposable
         // x_embedder.bias (42) stored as [21, 2]: same bytes, wrong shape.
         Assert.Contains("tensor 'x_embedder.bias' is F32 [21, 2]; the config needs F32 or F16 [42]",
             RefusalOfEdit(h => h["x_embedder.bias"]!["shape"] = new JsonArray(21, 2)));
-        // A packed weight [42, 11] flattened.
-        Assert.Contains("a ternary weight [42, 42] in layout 'test-2bit' must be U8 [42, 11]",
-            RefusalOfEdit(h => h["blocks.0.attention.wq.weight"]!["shape"] = new JsonArray(42 * 11)));
+        // A packed weight [42, 32] flattened.
+        Assert.Contains("a ternary weight [42, 42] in layout 'terdit-2bit-128' must be U8 [42, 32]",
+            RefusalOfEdit(h => h["blocks.0.attention.wq.weight"]!["shape"] = new JsonArray(42 * 32)));
         // The tensors of D = 42 under a config that says D = 48.
         Assert.Contains("tensor 'x_embedder.weight' is F32 [42, 32]; the config needs F32 or F16 [48, 32]",
             RefusalOfEdit(h => h["__metadata__"]!["config"] = (FormatTestFiles.Odd with { HiddenSize = 48 }).ToJson()));
+    }
+
+    [Fact]
+    public void InvalidTritCodeIsRefused()
+    {
+        const string name = "blocks.1.feed_forward.w2.weight";
+        var t = FormatTestFiles.Parse(valid).Tensors().Single(t => t.Name == name);
+        var msg = RefusalOfEdit(_ => { }, d =>
+        {
+            d[t.Begin + 70] |= 0b11_00_00_00;  // row 2 (32-byte rows), byte 6: column 102's field holds code 3
+            return d;
+        });
+        Assert.Contains($"ternary weight '{name}' is not valid terdit-2bit-128 data: byte 70 (row 2) holds the invalid trit code 3", msg);
     }
 }

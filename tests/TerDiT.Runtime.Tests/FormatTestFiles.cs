@@ -16,7 +16,10 @@ namespace TerDiT.Runtime.Tests;
 /// </summary>
 sealed class FormatTestFiles : IDisposable
 {
-    /// <summary>D = 42 (packed rows of ceil(42/4) = 11 bytes, tensor sizes not multiples of 64), 3 classes.</summary>
+    /// <summary>
+    /// D = 42, 3 classes: no width is a multiple of 128 (packed rows of one 32-byte block, 42 − 128 columns
+    /// of padding), and the F32 biases of 42 floats are not multiples of 64 bytes.
+    /// </summary>
     public static readonly TerDiTConfig Odd = new()
     {
         Name = "odd", InChannels = 2, InputSize = 8, PatchSize = 4, HiddenSize = 42, Depth = 2, NumHeads = 3,
@@ -32,7 +35,7 @@ sealed class FormatTestFiles : IDisposable
 
     public string PathOf(string name) => directory.File(name);
 
-    public static TditMetadata Metadata(TerDiTConfig c, string layout = "test-2bit") => new()
+    public static TditMetadata Metadata(TerDiTConfig c, string layout = TernaryPacking.LayoutName) => new()
     {
         Config = c,
         Preset = c.Name,
@@ -43,7 +46,10 @@ sealed class FormatTestFiles : IDisposable
         Extra = new Dictionary<string, string> { ["note"] = "test" },
     };
 
-    /// <summary>Deterministic contents for every declared tensor: random bytes for U8, random floats otherwise.</summary>
+    /// <summary>
+    /// Deterministic contents for every declared tensor: for U8 random bytes whose four 2-bit fields are
+    /// each a valid trit code (0, 1 or 2, padding included), random floats otherwise.
+    /// </summary>
     public static Dictionary<string, byte[]> Contents(IEnumerable<TditTensorDecl> decls, int seed = 1)
     {
         var rng = new Random(seed);
@@ -54,7 +60,7 @@ sealed class FormatTestFiles : IDisposable
             if (d.DType == TditDType.U8)
             {
                 var b = new byte[n];
-                rng.NextBytes(b);
+                for (long i = 0; i < n; i++) b[i] = (byte)(rng.Next(3) | rng.Next(3) << 2 | rng.Next(3) << 4 | rng.Next(3) << 6);
                 result[d.Name] = b;
             }
             else

@@ -41,7 +41,7 @@ public sealed class FormatTests(ITestOutputHelper output) : IDisposable
             Assert.Equal(p.Kind, t.Kind);
             Assert.True(contents[p.Name].AsSpan().SequenceEqual(f.Bytes(p.Name)), p.Name);
             if (t.DType == TditDType.U8)
-                Assert.Equal(new[] { p.Shape[0], (p.Shape[1] + 3) / 4 }, t.Shape);
+                Assert.Equal(new[] { p.Shape[0], (p.Shape[1] + 127) / 128 * 32 }, t.Shape);  // terdit-2bit-128: whole 32-byte blocks
             else
             {
                 Assert.Equal(p.Shape, t.Shape);
@@ -158,28 +158,61 @@ public sealed class FormatTests(ITestOutputHelper output) : IDisposable
         foreach (var (name, bytes) in contents) Assert.True(bytes.AsSpan().SequenceEqual(f.Bytes(name)), name);
     }
 
+    /// <summary>
+    /// The packed shape comes from the file's layout row alone: a file naming terdit-2bit-128 with rows of
+    /// ceil(cols / 4) bytes (4 trits a byte, no 128-trit blocks) is refused, and a layout that is not in the
+    /// table is refused by reader and writer alike.
+    /// </summary>
     [Fact]
-    public void CustomPackedShapeIsHonouredByWriterAndReader()
+    public void PackedShapesComeFromTheLayoutTable()
     {
-        // A layout padding each row to 16 bytes: the reader needs the same function to accept it.
-        PackedShapeFn padded = (layout, rows, cols) => layout == "pad16" ? [rows, (cols + 63) / 64 * 16] : null;
         var c = FormatTestFiles.Odd;
-        var meta = FormatTestFiles.Metadata(c, "pad16");
-        var decls = TditSchema.Declarations(c, "pad16", TditDType.F32, padded).ToList();
-        Assert.Equal(new long[] { 42, 16 }, decls.Single(d => d.Name == "blocks.0.attention.wq.weight").Shape);
-        var contents = FormatTestFiles.Contents(decls);
-        string path = files.PathOf("p.tdit");
-        using (var w = new TditWriter(path, meta, decls, padded))
+        var decls = TditSchema.Declarations(c, TernaryPacking.LayoutName).ToList();
+        Assert.Equal(new long[] { 42, 32 }, decls.Single(d => d.Name == "blocks.0.attention.wq.weight").Shape);    // 42 trits: one block
+        Assert.Equal(new long[] { 42, 32 }, decls.Single(d => d.Name == "blocks.0.feed_forward.w2.weight").Shape); // 112 trits: one block
+
+        var (path, _, _) = files.Write("q.tdit", c);
+        var p = FormatTestFiles.Parse(File.ReadAllBytes(path));
+        var header = (System.Text.Json.Nodes.JsonObject)p.Header.DeepClone();
+        var cols = ParameterSchema.Enumerate(c).Where(s => s.Kind == ParameterKind.TernaryWeight).ToDictionary(s => s.Name, s => s.Shape[1]);
+        var data = new List<byte>();
+        foreach (var (name, dtype, stored, begin, end) in p.Tensors())
         {
-            foreach (var d in decls) w.Write(d.Name, contents[d.Name]);
-            w.Commit();
+            var (shape, bytes) = (stored, p.Data[(int)begin..(int)end]);
+            if (dtype == "U8") { shape = [shape[0], (cols[name] + 3) / 4]; bytes = bytes[..(int)(shape[0] * shape[1])]; }  // still valid codes
+            header[name] = new System.Text.Json.Nodes.JsonObject
+            {
+                ["dtype"] = dtype, ["shape"] = new System.Text.Json.Nodes.JsonArray(shape.Select(x => (System.Text.Json.Nodes.JsonNode?)x).ToArray()),
+                ["data_offsets"] = new System.Text.Json.Nodes.JsonArray(data.Count, data.Count + bytes.Length),
+            };
+            data.AddRange(bytes);
         }
-        using (var f = TditFile.Open(path, new TditReadOptions { PackedShape = padded }))
-            Assert.Equal(new long[] { 42, 16 }, f.Tensor("blocks.1.attention.wo.weight").Shape);
-        var e = Assert.Throws<TditFormatException>(() => TditFile.Open(path));  // default: 4 per byte
+        string fourPerByte = files.PathOf("four-per-byte.tdit");
+        File.WriteAllBytes(fourPerByte, FormatTestFiles.Build(header, data.ToArray()));
+        var e = Assert.Throws<TditFormatException>(() => TditFile.Open(fourPerByte));
         Assert.Contains("must be U8 [", e.Message);
-        var e2 = Assert.Throws<TditFormatException>(() => TditFile.Open(path, new TditReadOptions { PackedShape = (_, _, _) => null }));
+        Assert.Contains("in layout 'terdit-2bit-128' must be U8 [42, 32]", e.Message);
+
+        p.Meta["ternary_layout"] = "pad16";
+        string unknown = files.PathOf("pad16.tdit");
+        File.WriteAllBytes(unknown, FormatTestFiles.Build(p.Header, p.Data));
+        var e2 = Assert.Throws<TditFormatException>(() => TditFile.Open(unknown));
         Assert.Contains("ternary_layout 'pad16' is not supported", e2.Message);
+        Assert.Throws<ArgumentException>(() => TditSchema.Declarations(c, "pad16").ToList());
+        var e3 = Assert.Throws<TditFormatException>(() => new TditWriter(files.PathOf("w.tdit"), FormatTestFiles.Metadata(c, "pad16"), decls));
+        Assert.Contains("ternary_layout 'pad16' is not supported", e3.Message);
+    }
+
+    [Fact]
+    public void WriterRefusesInvalidPackedBytes()
+    {
+        var meta = FormatTestFiles.Metadata(FormatTestFiles.Odd);
+        var decls = TditSchema.Declarations(meta.Config, meta.TernaryLayout).ToList();
+        using var w = new TditWriter(files.PathOf("v.tdit"), meta, decls);
+        var bad = new byte[42 * 32];
+        bad[33] = 0b11;  // row 1, byte 1: column 1 holds code 3
+        var e = Assert.Throws<ArgumentException>(() => w.Write("blocks.0.attention.wq.weight", bad));
+        Assert.Contains("byte 33 (row 1) holds the invalid trit code 3", e.Message);
     }
 
     [Fact]

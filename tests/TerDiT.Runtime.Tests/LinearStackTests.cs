@@ -1,4 +1,5 @@
 using TerDiT.Runtime.Cpu;
+using TerDiT.Runtime.Format;
 using TerDiT.Runtime.Model;
 using TerDiT.Runtime.Tests.Cpu;
 using Xunit;

@@ -42,8 +42,7 @@ public class SamplingPipelineTests
             Config = config, Preset = "custom", Classes = Enumerable.Range(0, config.NumClasses).Select(i => $"c{i}").ToArray(),
             Source = "random-init", Weights = TditWeights.Random, TernaryLayout = "terdit-2bit-128",
         };
-        using (var writer = new TditWriter(path, metadata,
-            TditSchema.Declarations(config, metadata.TernaryLayout, TditDType.F16, TditWeightSource.PackedShape), TditWeightSource.PackedShape))
+        using (var writer = new TditWriter(path, metadata, TditSchema.Declarations(config, metadata.TernaryLayout, TditDType.F16)))
         {
             foreach (var p in ParameterSchema.Enumerate(config))
                 switch (p.Kind)

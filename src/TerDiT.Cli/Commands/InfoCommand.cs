@@ -3,7 +3,6 @@ using System.Globalization;
 using System.Text.Json;
 using TerDiT.Runtime.Config;
 using TerDiT.Runtime.Format;
-using TerDiT.Runtime.Model;
 
 namespace TerDiT.Cli.Commands;
 
@@ -47,7 +46,7 @@ static class InfoCommand
     /// </summary>
     static void PrintPacked(TextWriter output, string path)
     {
-        using var f = TditFile.Open(path, new TditReadOptions { PackedShape = TditWeightSource.PackedShape });
+        using var f = TditFile.Open(path);
         var m = f.Info;
         var fullDTypes = f.Tensors.Where(t => t.Kind == ParameterKind.Full).Select(t => t.DType.Name()).Distinct();
         output.WriteLine($"model: {path}");

@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using TerDiT.Runtime.Format;
 
 namespace TerDiT.Runtime.Cpu;
 

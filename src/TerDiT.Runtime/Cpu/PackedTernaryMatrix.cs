@@ -1,3 +1,5 @@
+using TerDiT.Runtime.Format;
+
 namespace TerDiT.Runtime.Cpu;
 
 /// <summary>

@@ -12,8 +12,6 @@ namespace TerDiT.Runtime.Format;
 /// <summary>Options of <see cref="TditFile.Open"/>.</summary>
 public sealed record TditReadOptions
 {
-    /// <summary>Packed shape of ternary weights by layout; default <see cref="TditSchema.FourPerByte"/>.</summary>
-    public PackedShapeFn? PackedShape { get; init; }
     /// <summary>Hash the data section and compare with the stored checksum (one pass over the file).</summary>
     public bool VerifyChecksum { get; init; } = true;
 }
@@ -22,7 +20,9 @@ public sealed record TditReadOptions
 /// A validated, memory-mapped <c>.tdit</c> file. <see cref="Open"/> checks everything before
 /// returning — header bounds, JSON shape, format name and version, dtypes, shapes against byte
 /// spans (checked arithmetic), offsets tiling the data section, metadata, the tensor set against
-/// the config's <see cref="ParameterSchema"/>, and the SHA-256 checksum — and throws
+/// the config's <see cref="ParameterSchema"/> (ternary weights in the packed shape of the file's
+/// <c>ternary_layout</c>, a row of <see cref="TernaryLayouts"/>), the SHA-256 checksum, and every
+/// ternary weight's bytes with its layout's <see cref="TernaryLayout.Validate"/> — and throws
 /// <see cref="TditFormatException"/> naming the file and the fault. Tensor bytes are views of the
 /// mapping, valid until <see cref="Dispose"/>; the file must not be modified while open (replacing it
 /// by rename, as <see cref="TditWriter"/> does, is safe).
@@ -43,14 +43,16 @@ public sealed unsafe class TditFile : IDisposable
     /// <summary>The metadata, parsed.</summary>
     public TditMetadata Info { get; }
     public TerDiTConfig Config => Info.Config;
+    /// <summary>The layout of the ternary weights (the row named by <c>ternary_layout</c>); null for a full-precision model.</summary>
+    public TernaryLayout? TernaryLayout { get; }
     /// <summary>Tensors in file order.</summary>
     public IReadOnlyList<TditTensorInfo> Tensors { get; }
     public TditSizes Sizes { get; }
 
     TditFile(string path, MemoryMappedFile map, MemoryMappedViewAccessor view, byte* data, IReadOnlyDictionary<string, string> metadata,
-        TditMetadata info, IReadOnlyList<TditTensorInfo> tensors, TditSizes sizes)
+        TditMetadata info, TernaryLayout? ternaryLayout, IReadOnlyList<TditTensorInfo> tensors, TditSizes sizes)
     {
-        (Path, this.map, this.view, Metadata, Info, Tensors, Sizes) = (path, map, view, metadata, info, tensors, sizes);
+        (Path, this.map, this.view, Metadata, Info, TernaryLayout, Tensors, Sizes) = (path, map, view, metadata, info, ternaryLayout, tensors, sizes);
         this.data = data;
         byName = tensors.ToDictionary(t => t.Name);
     }
@@ -99,8 +101,8 @@ public sealed unsafe class TditFile : IDisposable
 
             CheckOffsets(decls, dataLength, Bad);
             var info = TditMetadata.FromStrings(metadata, where);
-            var kinds = TditSchema.Match(info.Config, info.TernaryLayout, options.PackedShape,
-                decls.ToDictionary(d => d.Name, d => (d.DType, d.Shape)), Bad);
+            var ternaryLayout = info.TernaryLayout is null ? null : TernaryLayouts.Get(info.TernaryLayout, Bad);
+            var kinds = TditSchema.Match(info.Config, info.TernaryLayout, decls.ToDictionary(d => d.Name, d => (d.DType, d.Shape)), Bad);
             var tensors = decls.OrderBy(d => d.Begin).Select(d => new TditTensorInfo(d.Name, d.DType, d.Shape, kinds[d.Name], d.Begin, d.End)).ToList();
 
             if (!metadata.TryGetValue(TditKeys.Checksum, out var checksum)) throw Bad("__metadata__ has no 'checksum' entry");
@@ -112,7 +114,8 @@ public sealed unsafe class TditFile : IDisposable
                 if (!string.Equals(actual, checksum, StringComparison.OrdinalIgnoreCase))
                     throw Bad($"checksum mismatch: the {dataLength}-byte data section hashes to {actual}, the header says {checksum} (corrupted file?)");
             }
-            return new TditFile(path, map, view, basePtr + dataStart, metadata, info, tensors, TditSizes.Of(info.Config, dataStart, tensors));
+            if (ternaryLayout is not null) ValidateTernary(info.Config, ternaryLayout, decls, basePtr + dataStart, Bad);
+            return new TditFile(path, map, view, basePtr + dataStart, metadata, info, ternaryLayout, tensors, TditSizes.Of(info.Config, dataStart, tensors));
         }
         catch
         {
@@ -268,6 +271,20 @@ public sealed unsafe class TditFile : IDisposable
             previous = d.Name;
         }
         if (at != dataLength) throw bad($"the data section has {dataLength - at} bytes after the last tensor (ends at {at} of {dataLength})");
+    }
+
+    /// <summary>Every ternary weight's bytes through its layout's validator (the tensor set already matches the schema).</summary>
+    static void ValidateTernary(TerDiTConfig config, TernaryLayout layout, List<Decl> decls, byte* data, Func<string, TditFormatException> bad)
+    {
+        var byName = decls.ToDictionary(d => d.Name);
+        foreach (var p in ParameterSchema.Enumerate(config))
+        {
+            if (p.Kind != ParameterKind.TernaryWeight) continue;
+            var d = byName[p.Name];
+            if (d.End - d.Begin > int.MaxValue) throw bad($"ternary weight '{p.Name}' ({d.End - d.Begin} bytes) is larger than this reader handles");
+            var problem = layout.Validate(new ReadOnlySpan<byte>(data + d.Begin, (int)(d.End - d.Begin)), (int)p.Shape[0], (int)p.Shape[1]);
+            if (problem is not null) throw bad($"ternary weight '{p.Name}' is not valid {layout.Name} data: {problem}");
+        }
     }
 
     static byte[] Sha256(byte* p, long length)

@@ -2,46 +2,32 @@ using TerDiT.Runtime.Config;
 
 namespace TerDiT.Runtime.Format;
 
-/// <summary>
-/// Shape of the packed (U8) tensor that stores a ternary weight of logical shape (rows, cols) in the
-/// named bit layout; null when the layout is not known to the caller.
-/// </summary>
-public delegate long[]? PackedShapeFn(string layout, long rows, long cols);
-
 /// <summary>One tensor as the container stores it.</summary>
 public sealed record TditTensorDecl(string Name, TditDType DType, long[] Shape);
 
 /// <summary>
 /// The tensor set a <c>.tdit</c> file must hold for a config: exactly the parameters of
 /// <see cref="ParameterSchema.Enumerate"/>, stored as
-/// TernaryWeight → U8 with the packed shape of the layout, TernaryScale → F32 [1],
-/// Full → F32 or F16 with exactly the schema shape.
+/// TernaryWeight → U8 with the packed shape of the file's ternary layout (<see cref="TernaryLayouts"/>,
+/// looked up by name), TernaryScale → F32 [1], Full → F32 or F16 with exactly the schema shape.
 /// </summary>
 public static class TditSchema
 {
     /// <summary>
-    /// The default packed shape: 4 ternary values a byte, each row padded to whole bytes,
-    /// <c>[rows, ceil(cols / 4)]</c>, whatever the layout name (the bit order inside a byte is the
-    /// layout's business).
-    /// </summary>
-    public static readonly PackedShapeFn FourPerByte = (_, rows, cols) => [rows, (cols + 3) / 4];
-
-    /// <summary>
     /// The declarations to hand <see cref="TditWriter"/> for a model, in schema order, with every
-    /// full-precision tensor stored as <paramref name="fullPrecision"/> (F32 or F16).
+    /// full-precision tensor stored as <paramref name="fullPrecision"/> (F32 or F16) and every ternary
+    /// weight in the layout named <paramref name="ternaryLayout"/>.
     /// </summary>
     public static IEnumerable<TditTensorDecl> Declarations(TerDiTConfig config, string? ternaryLayout,
-        TditDType fullPrecision = TditDType.F32, PackedShapeFn? packedShape = null)
+        TditDType fullPrecision = TditDType.F32)
     {
         if (fullPrecision is not (TditDType.F32 or TditDType.F16))
             throw new ArgumentException($"full-precision tensors are stored as F32 or F16, not {fullPrecision}");
-        packedShape ??= FourPerByte;
         foreach (var p in ParameterSchema.Enumerate(config))
         {
             yield return p.Kind switch
             {
-                ParameterKind.TernaryWeight => new(p.Name, TditDType.U8, PackedShape(packedShape, ternaryLayout, p,
-                    s => new ArgumentException(s))),
+                ParameterKind.TernaryWeight => new(p.Name, TditDType.U8, PackedShape(ternaryLayout, p, s => new ArgumentException(s))),
                 ParameterKind.TernaryScale => new(p.Name, TditDType.F32, p.Shape),
                 _ => new(p.Name, fullPrecision, p.Shape),
             };
@@ -53,10 +39,9 @@ public static class TditSchema
     /// dtypes and shapes above, and returns each tensor's kind. Stops at the first missing tensor, so a
     /// hostile config (depth 10⁹) costs nothing. Errors come from <paramref name="error"/>.
     /// </summary>
-    public static Dictionary<string, ParameterKind> Match(TerDiTConfig config, string? ternaryLayout, PackedShapeFn? packedShape,
+    public static Dictionary<string, ParameterKind> Match(TerDiTConfig config, string? ternaryLayout,
         IReadOnlyDictionary<string, (TditDType DType, long[] Shape)> tensors, Func<string, Exception> error)
     {
-        packedShape ??= FourPerByte;
         var kinds = new Dictionary<string, ParameterKind>(tensors.Count);
         foreach (var p in ParameterSchema.Enumerate(config))
         {
@@ -65,7 +50,7 @@ public static class TditSchema
             switch (p.Kind)
             {
                 case ParameterKind.TernaryWeight:
-                    var packed = PackedShape(packedShape, ternaryLayout, p, error);
+                    var packed = PackedShape(ternaryLayout, p, error);
                     if (t.DType != TditDType.U8 || !t.Shape.SequenceEqual(packed))
                         throw error($"tensor '{p.Name}' is {t.DType.Name()} {Shape(t.Shape)}; a ternary weight {Shape(p.Shape)} in layout '{ternaryLayout}' must be U8 {Shape(packed)}");
                     break;
@@ -88,12 +73,12 @@ public static class TditSchema
         return kinds;
     }
 
-    static long[] PackedShape(PackedShapeFn fn, string? layout, ParameterSpec p, Func<string, Exception> error)
+    static long[] PackedShape(string? layoutName, ParameterSpec p, Func<string, Exception> error)
     {
-        if (layout is null) throw error($"ternary weight '{p.Name}' but no ternary_layout");
-        var s = fn(layout, p.Shape[0], p.Shape[1]) ?? throw error($"ternary_layout '{layout}' is not supported by this reader");
-        if (s.Any(d => d < 0)) throw error($"ternary_layout '{layout}' gives a negative packed shape {Shape(s)} for '{p.Name}'");
-        return s;
+        if (layoutName is null) throw error($"ternary weight '{p.Name}' but no ternary_layout");
+        var layout = TernaryLayouts.Get(layoutName, error);
+        try { return layout.PackedShape(p.Shape[0], p.Shape[1]); }
+        catch (ArgumentOutOfRangeException e) { throw error($"ternary_layout '{layoutName}' cannot hold '{p.Name}' {Shape(p.Shape)}: {e.Message}"); }
     }
 
     /// <summary>"[a, b]".</summary>

@@ -37,10 +37,10 @@ public sealed record TditSizes(long FileBytes, long HeaderBytes, long PackedTern
     /// The exact sizes of the file <see cref="TditWriter"/> would write for <paramref name="metadata"/>
     /// with the schema's declarations (<see cref="TditSchema.Declarations"/>), without writing it.
     /// </summary>
-    public static TditSizes Estimate(TditMetadata metadata, TditDType fullPrecision = TditDType.F32, PackedShapeFn? packedShape = null)
+    public static TditSizes Estimate(TditMetadata metadata, TditDType fullPrecision = TditDType.F32)
     {
-        var decls = TditSchema.Declarations(metadata.Config, metadata.TernaryLayout, fullPrecision, packedShape).ToList();
-        var kinds = TditSchema.Match(metadata.Config, metadata.TernaryLayout, packedShape,
+        var decls = TditSchema.Declarations(metadata.Config, metadata.TernaryLayout, fullPrecision).ToList();
+        var kinds = TditSchema.Match(metadata.Config, metadata.TernaryLayout,
             decls.ToDictionary(d => d.Name, d => (d.DType, d.Shape)), s => new ArgumentException(s));
         var layout = TditLayout.Plan(metadata.ToStrings(), decls, kinds);
         return Of(metadata.Config, layout.DataStart, layout.Tensors);

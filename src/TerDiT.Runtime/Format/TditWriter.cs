@@ -4,6 +4,7 @@ using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text;
 using Microsoft.Win32.SafeHandles;
+using TerDiT.Runtime.Config;
 
 namespace TerDiT.Runtime.Format;
 
@@ -11,7 +12,8 @@ namespace TerDiT.Runtime.Format;
 /// Writes a <c>.tdit</c> file atomically. The constructor checks the declarations against the
 /// config's parameter schema, lays the file out (<see cref="TditLayout"/>) and writes the header to
 /// a temp file next to the target; <see cref="Write(string, ReadOnlySpan{byte})"/> streams each
-/// tensor's bytes straight to its place (any order, each exactly once, nothing buffered);
+/// tensor's bytes straight to its place (any order, each exactly once, nothing buffered; packed ternary
+/// bytes checked with their layout's <see cref="TernaryLayout.Validate"/>);
 /// <see cref="Commit"/> hashes the data section (SHA-256, read back from the temp file), patches the
 /// checksum into its fixed-width placeholder, flushes to disk and renames over the target.
 /// Disposing without a successful commit deletes the temp file and leaves the target untouched.
@@ -22,16 +24,19 @@ public sealed class TditWriter : IDisposable
     readonly TditLayout layout;
     readonly Dictionary<string, TditTensorInfo> byName;
     readonly HashSet<string> written = [];
+    readonly TernaryLayout? ternaryLayout;
+    /// <summary>Logical (rows, cols) of each ternary weight, for <see cref="TernaryLayout.Validate"/>.</summary>
+    readonly Dictionary<string, (int Rows, int Cols)> ternaryShapes = [];
     SafeFileHandle? file;
     bool committed;
 
     /// <param name="path">Target file; replaced atomically on <see cref="Commit"/>.</param>
     /// <param name="metadata">Model description; its config decides the required tensors.</param>
     /// <param name="tensors">Every tensor to be written (see <see cref="TditSchema.Declarations"/>).</param>
-    /// <param name="packedShape">Packed shape of ternary weights; default <see cref="TditSchema.FourPerByte"/>.</param>
-    /// <exception cref="TditFormatException">The declarations do not match the config's schema.</exception>
+    /// <exception cref="TditFormatException">The declarations do not match the config's schema (ternary
+    /// weights: the packed shape of the metadata's <see cref="TditMetadata.TernaryLayout"/>), or that layout is unknown.</exception>
     /// <exception cref="ArgumentException">Inconsistent metadata or declarations.</exception>
-    public TditWriter(string path, TditMetadata metadata, IEnumerable<TditTensorDecl> tensors, PackedShapeFn? packedShape = null)
+    public TditWriter(string path, TditMetadata metadata, IEnumerable<TditTensorDecl> tensors)
     {
         if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException(".tdit files are little-endian; this machine is not");
         this.path = Path.GetFullPath(path);
@@ -40,9 +45,15 @@ public sealed class TditWriter : IDisposable
         var byDecl = new Dictionary<string, (TditDType, long[])>();
         foreach (var d in decls)
             if (!byDecl.TryAdd(d.Name, (d.DType, d.Shape))) throw new ArgumentException($"tensor '{d.Name}' declared twice");
-        var kinds = TditSchema.Match(metadata.Config, metadata.TernaryLayout, packedShape, byDecl,
+        var kinds = TditSchema.Match(metadata.Config, metadata.TernaryLayout, byDecl,
             s => new TditFormatException($"{Path.GetFileName(path)}: {s}"));
         layout = TditLayout.Plan(strings, decls, kinds);
+        if (metadata.TernaryLayout is not null)
+        {
+            ternaryLayout = TernaryLayouts.Get(metadata.TernaryLayout, s => new ArgumentException(s));
+            foreach (var p in ParameterSchema.Enumerate(metadata.Config))
+                if (p.Kind == ParameterKind.TernaryWeight) ternaryShapes[p.Name] = ((int)p.Shape[0], (int)p.Shape[1]);
+        }
         byName = layout.Tensors.ToDictionary(t => t.Name);
 
         tempPath = Path.Combine(Path.GetDirectoryName(this.path)!, $".{Path.GetFileName(this.path)}.{Guid.NewGuid():N}.tmp");
@@ -54,12 +65,17 @@ public sealed class TditWriter : IDisposable
     /// <summary>The planned layout (offsets, header size, file size).</summary>
     public TditLayout Layout => layout;
 
-    /// <summary>Writes a tensor's raw bytes (little-endian; U8 packed bytes as given). The length must be exact.</summary>
+    /// <summary>
+    /// Writes a tensor's raw bytes (little-endian; U8 packed bytes as given). The length must be exact;
+    /// a ternary weight's bytes must pass its layout's validator.
+    /// </summary>
     public void Write(string name, ReadOnlySpan<byte> data)
     {
         var t = Begin(name);
         if (data.Length != t.ByteLength)
             throw new ArgumentException($"tensor '{name}' ({t.DType.Name()} {TditSchema.Shape(t.Shape)}) takes {t.ByteLength} bytes, got {data.Length}");
+        if (ternaryShapes.TryGetValue(name, out var s) && ternaryLayout!.Validate(data, s.Rows, s.Cols) is { } problem)
+            throw new ArgumentException($"tensor '{name}' is not valid {ternaryLayout.Name} data: {problem}");
         RandomAccess.Write(file!, data, layout.DataStart + t.Begin);
         written.Add(name);
     }

@@ -6,22 +6,14 @@ namespace TerDiT.Runtime.Model;
 
 /// <summary>
 /// Weights of an open <see cref="TditFile"/>: full-precision tensors copied to floats (F16 widened),
-/// ternary layers as <see cref="PackedTernaryLinear"/> kernels over the file's mapped bytes (no copy;
-/// the file must stay open while the model is used). The file has already validated every name,
-/// dtype and shape against the config's schema.
+/// ternary layers as <see cref="PackedTernaryLinear"/> kernels. Weights in the kernels' own layout
+/// (<see cref="TernaryLayouts.Terdit2Bit128"/>) are used in place from the file's mapped bytes (no copy;
+/// the file must stay open while the model is used); any other layout of <see cref="TernaryLayouts"/> is
+/// unpacked with its reference unpack and packed into that layout once, at load. The file has already
+/// validated every name, dtype, shape and packed byte.
 /// </summary>
 public sealed class TditWeightSource(TditFile file) : IWeightSource
 {
-    /// <summary>
-    /// Packed shape of a ternary weight in the kernels' layout (<see cref="TernaryPacking"/>, named
-    /// <see cref="TernaryPacking.LayoutName"/>): <c>[rows, RowBytes(cols)]</c>, rows padded to whole
-    /// 128-trit blocks; null (refused as unsupported) for any other layout name. Pass it to
-    /// <see cref="TditFile.Open"/> and <see cref="TditWriter"/>; for widths that are multiples of 128
-    /// it equals the format's default <see cref="TditSchema.FourPerByte"/>.
-    /// </summary>
-    public static readonly PackedShapeFn PackedShape = (layout, rows, cols) =>
-        layout == TernaryPacking.LayoutName && cols is > 0 and <= int.MaxValue ? [rows, TernaryPacking.RowBytes((int)cols)] : null;
-
     public TerDiTConfig Config => file.Config;
 
     public float[] Full(string name) => file.ReadFloats(name);
@@ -30,11 +22,16 @@ public sealed class TditWeightSource(TditFile file) : IWeightSource
     {
         var packed = file.Tensor(prefix + ".weight");
         var spec = ParameterSchema.Enumerate(Config).First(p => p.Name == prefix + ".weight");
+        int rows = (int)spec.Shape[0], cols = (int)spec.Shape[1];
         float alpha = file.Floats(prefix + ".alpha")[0];
+        var layout = file.TernaryLayout ?? throw new InvalidOperationException($"{Path.GetFileName(file.Path)} holds a full-precision model");
+        var bytes = file.Bytes(packed.Name);
         PackedTernaryMatrix matrix;
         try
         {
-            matrix = new PackedTernaryMatrix((int)spec.Shape[0], (int)spec.Shape[1], alpha, new MappedBytes(file.Bytes(prefix + ".weight")).Memory);
+            matrix = new PackedTernaryMatrix(rows, cols, alpha, layout == TernaryLayouts.Terdit2Bit128
+                ? new MappedBytes(bytes).Memory
+                : TernaryPacking.Pack(layout.Unpack(bytes, rows, cols), rows, cols));
         }
         catch (ArgumentException e)
         {

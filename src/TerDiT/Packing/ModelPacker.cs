@@ -1,9 +1,7 @@
 using TerDiT.Data;
 using TerDiT.Model;
 using TerDiT.Runtime.Config;
-using TerDiT.Runtime.Cpu;
 using TerDiT.Runtime.Format;
-using TerDiT.Runtime.Model;
 using TerDiT.Training;
 using static TorchSharp.torch;
 
@@ -30,8 +28,7 @@ public static class ModelPacker
         var config = metadata.Config;
         CheckWeights(config, weights);
         metadata = metadata with { TernaryLayout = config.Ternary ? TernaryPacking.LayoutName : null };
-        var shape = TditWeightSource.PackedShape;
-        using var writer = new TditWriter(path, metadata, TditSchema.Declarations(config, metadata.TernaryLayout, fullPrecision, shape), shape);
+        using var writer = new TditWriter(path, metadata, TditSchema.Declarations(config, metadata.TernaryLayout, fullPrecision));
         foreach (var spec in ParameterSchema.Enumerate(config))
         {
             var t = weights[spec.Name];

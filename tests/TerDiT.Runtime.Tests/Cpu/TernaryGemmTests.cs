@@ -1,4 +1,5 @@
 using TerDiT.Runtime.Cpu;
+using TerDiT.Runtime.Format;
 using Xunit;
 
 namespace TerDiT.Runtime.Tests.Cpu;

@@ -1,5 +1,6 @@
 using System.Runtime.Intrinsics.X86;
 using TerDiT.Runtime.Cpu;
+using TerDiT.Runtime.Format;
 using TerDiT.Runtime.Ops;
 using Xunit;
 

@@ -1,7 +1,8 @@
 using TerDiT.Runtime.Cpu;
+using TerDiT.Runtime.Format;
 using Xunit;
 
-namespace TerDiT.Runtime.Tests.Cpu;
+namespace TerDiT.Runtime.Tests;
 
 public class TernaryPackingTests
 {

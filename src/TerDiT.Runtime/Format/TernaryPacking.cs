@@ -1,11 +1,13 @@
-namespace TerDiT.Runtime.Cpu;
+namespace TerDiT.Runtime.Format;
 
 /// <summary>
-/// The 2-bit packed ternary layout (docs/TERNARY-LAYOUT.md). A matrix of <c>rows × cols</c> trits in
-/// {-1, 0, +1} is stored row by row; each row is <c>ceil(cols / 128)</c> blocks of 32 bytes. In block
-/// <c>b</c>, bits <c>2i..2i+1</c> of byte <c>j</c> (i in 0..3, j in 0..31) hold the code <c>t + 1</c>
-/// (0, 1 or 2; 3 is invalid) of the trit in column <c>128·b + 32·i + j</c>. Columns past
-/// <c>cols</c> are zero trits (code 1). Exactly 2 bits a weight plus the padding.
+/// The ternary layout <c>terdit-2bit-128</c> (docs/FORMAT.md, docs/TERNARY-LAYOUT.md), the one the CPU
+/// kernels read in place; its row of <see cref="TernaryLayouts"/> is <see cref="TernaryLayouts.Terdit2Bit128"/>.
+/// A matrix of <c>rows × cols</c> trits in {-1, 0, +1} is stored row by row; each row is
+/// <c>ceil(cols / 128)</c> blocks of 32 bytes. In block <c>b</c>, bits <c>2i..2i+1</c> of byte <c>j</c>
+/// (i in 0..3, j in 0..31) hold the code <c>t + 1</c> (0, 1 or 2; 3 is invalid) of the trit in column
+/// <c>128·b + 32·i + j</c>. Columns past <c>cols</c> are zero trits (code 1). Exactly 2 bits a weight
+/// plus the padding.
 /// </summary>
 public static class TernaryPacking
 {
@@ -29,6 +31,18 @@ public static class TernaryPacking
     {
         if (cols <= 0) throw new ArgumentOutOfRangeException(nameof(cols), cols, "columns must be positive");
         return checked((cols + BlockTrits - 1) / BlockTrits * BlockBytes);
+    }
+
+    /// <summary>
+    /// Shape of the U8 tensor holding a <c>rows × cols</c> matrix: <c>[rows, ceil(cols / 128) · 32]</c>
+    /// (<see cref="RowBytes"/> per row). Throws <see cref="ArgumentOutOfRangeException"/> unless
+    /// 0 &lt; cols ≤ <see cref="int.MaxValue"/> and rows ≥ 0.
+    /// </summary>
+    public static long[] PackedShape(long rows, long cols)
+    {
+        if (cols is <= 0 or > int.MaxValue) throw new ArgumentOutOfRangeException(nameof(cols), cols, "columns must be in 1..2³¹−1");
+        ArgumentOutOfRangeException.ThrowIfNegative(rows);
+        return [rows, (cols + BlockTrits - 1) / BlockTrits * BlockBytes];
     }
 
     /// <summary>Columns of a packed row including the zero padding: a multiple of <see cref="BlockTrits"/>.</summary>
@@ -97,6 +111,18 @@ public static class TernaryPacking
             }
         }
         return trits;
+    }
+
+    /// <summary>
+    /// Null when <paramref name="packed"/> is a valid packed <c>rows × cols</c> matrix (exact length,
+    /// no code 3 anywhere, padding included), else what is wrong and where.
+    /// </summary>
+    public static string? Validate(ReadOnlySpan<byte> packed, int rows, int cols)
+    {
+        long total = PackedBytes(rows, cols);
+        if (packed.Length != total) return $"{packed.Length} bytes, expected {total} for {rows}×{cols} trits";
+        long bad = FindInvalidCode(packed);
+        return bad < 0 ? null : $"byte {bad} (row {bad / RowBytes(cols)}) holds the invalid trit code 3";
     }
 
     /// <summary>Index of the first byte holding the invalid code 3 in any field, or -1.</summary>
