@@ -13,8 +13,9 @@ namespace TerDiT.Runtime;
 /// <example>
 /// <code>
 /// using var pipe = TerDiTPipeline.Load("model.tdit", new RuntimeOptions { Mode = GemmMode.Exact, Threads = 2 });
-/// float[] images = pipe.Sample([0, 7], perClass: 4, steps: 50, SamplerKind.Ddim, guidance: 1.5, seed: 1);
-/// byte[] pixels = TerDiTPipeline.ToPixels(images);
+/// float[] images = pipe.Sample([0, 7], perClass: 4, steps: 50, SamplerKind.Ddim, guidance: 1.5, seed: 1); // (8, C, H, W)
+/// var c = pipe.Config;
+/// PngGrid.Save("grid.png", images, 8, c.InChannels, c.InputSize, c.InputSize, rows: 2, cols: 4);
 /// </code>
 /// </example>
 public sealed class TerDiTPipeline : IDisposable
@@ -96,18 +97,6 @@ public sealed class TerDiTPipeline : IDisposable
             x0.CopyTo(images, (long)first * per);
         }
         return images;
-    }
-
-    /// <summary>
-    /// 8-bit pixels of images in [−1, 1], same layout: <c>round((x + 1)·127.5)</c> clamped to [0, 255]
-    /// (torchvision's <c>save_image</c> after DiT's normalisation).
-    /// </summary>
-    public static byte[] ToPixels(ReadOnlySpan<float> images)
-    {
-        var pixels = new byte[images.Length];
-        for (int i = 0; i < images.Length; i++)
-            pixels[i] = (byte)Math.Clamp(MathF.Floor((images[i] + 1f) * 127.5f + 0.5f), 0f, 255f);
-        return pixels;
     }
 
     public void Dispose() => _owned?.Dispose();

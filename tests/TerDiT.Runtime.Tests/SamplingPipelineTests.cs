@@ -74,10 +74,4 @@ public class SamplingPipelineTests
             fromMemory = pipe.Sample([2, 0], 2, 4, SamplerKind.Ddpm, 2.0, 77);
         Assert.Equal(fromMemory, fromFile);
     }
-
-    [Fact]
-    public void PixelsRoundToNearestAndClamp()
-    {
-        Assert.Equal(new byte[] { 0, 0, 128, 255, 255, 64, 191 }, TerDiTPipeline.ToPixels([-1.5f, -1f, 0f, 1f, 2f, -0.5f, 0.5f]));
-    }
 }

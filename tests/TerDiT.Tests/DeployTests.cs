@@ -1,4 +1,5 @@
 using TerDiT.Runtime;
+using TerDiT.Runtime.Imaging;
 using TerDiT.Runtime.Model;
 using TerDiT.Runtime.Sampling;
 using TerDiT.Testing;
@@ -34,13 +35,13 @@ public class DeployTests : IDisposable
         string a = Path.Combine(dir, "a.png"), b = Path.Combine(dir, "b.png"), a8 = Path.Combine(dir, "a8.png");
         var r = Run(Sample(model, a, "exact", "2"));
         Assert.True(r.Code == 0, r.Err);
-        Assert.Contains("runtime, Exact", r.Out);
+        Assert.Contains("runtime Exact", r.Out);
         Assert.Equal(0, Run(Sample(model, b, "exact", "1")).Code); // thread count does not change the images
         Assert.Equal(File.ReadAllBytes(a), File.ReadAllBytes(b));
 
         // The grid holds exactly the pipeline's pixels, class 0 in row 0 and class 3 in row 1.
         using var pipe = TerDiTPipeline.Load(model, new RuntimeOptions { Threads = 2 });
-        var pixels = TerDiTPipeline.ToPixels(pipe.Sample([0, 3], 3, 3, SamplerKind.Ddim, 1.5, 5));
+        var pixels = PngGrid.ToPixels(pipe.Sample([0, 3], 3, 3, SamplerKind.Ddim, 1.5, 5));
         using var img = SixLabors.ImageSharp.Image.Load<SixLabors.ImageSharp.PixelFormats.L8>(a);
         Assert.Equal((3 * 34 + 2, 2 * 34 + 2), (img.Width, img.Height));
         for (int i = 0; i < 6; i++)

@@ -1,7 +1,7 @@
 using System.Text.Json.Nodes;
 using SixLabors.ImageSharp;
 using TerDiT.Cli;
-using TerDiT.Imaging;
+using TerDiT.Runtime.Imaging;
 using TerDiT.Testing;
 using Xunit;
 

@@ -6,7 +6,7 @@ using System.Text.Json.Nodes;
 using Spectre.Console;
 using TerDiT.Data;
 using TerDiT.Evaluation;
-using TerDiT.Imaging;
+using TerDiT.Runtime.Imaging;
 using TerDiT.Runtime.Sampling;
 using TerDiT.Training;
 using static TorchSharp.torch;
@@ -66,9 +66,9 @@ static class EvalCommand
             if ((ckptArg is null) == (modelPath is null)) throw new ArgumentException("give one of --checkpoint CKPT and --model MODEL.tdit");
             RuntimeModeOption.Check(modelPath is not null, p.GetValue(device)!, p.GetValue(mode)!);
             var dev = DeviceOption.Resolve(p.GetValue(device)!);
-            using var source = modelPath is not null
-                ? SampleSource.Packed(modelPath, RuntimeModeOption.Resolve(p.GetValue(mode)!), p.GetValue(threads))
-                : SampleSource.FromCheckpoint(ckptArg!, p.GetValue(weights) == "raw" ? WeightsKind.Raw : WeightsKind.Ema, dev);
+            using SampleSource source = modelPath is not null
+                ? PackedSampleSource.Open(modelPath, RuntimeModeOption.Resolve(p.GetValue(mode)!), p.GetValue(threads))
+                : CheckpointSampleSource.Open(ckptArg!, p.GetValue(weights) == "raw" ? WeightsKind.Raw : WeightsKind.Ema, p.GetValue(device)!, p.GetValue(threads));
             var config = source.Config;
             if (config.InChannels != 1 || config.InputSize != FeatureClassifier.InputSize || config.NumClasses != FeatureClassifier.NumClasses)
                 throw new ArgumentException($"eval scores 1×{FeatureClassifier.InputSize}×{FeatureClassifier.InputSize} images of {FeatureClassifier.NumClasses} classes; " +
@@ -80,30 +80,21 @@ static class EvalCommand
                              $"{n} samples, {stepCount} {p.GetValue(sampler)} steps, cfg {cfgScale.ToString(CultureInfo.InvariantCulture)}, batch {batchSize}, device {dev.type}, " +
                              $"{evaluator.ReferenceCount} reference images");
 
-            // The first grid images (sample i is class i mod 10), kept on the CPU.
+            // The first grid images (sample i is class i mod 10), (gridCount, 1, 32, 32) floats.
             int gridColumns = Math.Min(GridColumns, n / FeatureClassifier.NumClasses), gridCount = gridColumns * FeatureClassifier.NumClasses;
-            var gridParts = new List<Tensor>();
-            int kept = 0, batchIndex = 0;
+            var gridImages = new List<float>();
+            int batchIndex = 0, imageLength = config.InChannels * config.InputSize * config.InputSize;
             Tensor Generate(int[] classes)
             {
                 ulong batchSeed = Seeds.Derive(baseSeed, BatchStream, (ulong)batchIndex++);
-                var images = source.Sample(classes, kind, stepCount, cfgScale, batchSeed); // (B, 1, 32, 32) CPU
-                if (gridPath is not null && kept < gridCount)
-                {
-                    int take = Math.Min(gridCount - kept, classes.Length);
-                    gridParts.Add(images.narrow(0, 0, take).clone());
-                    kept += take;
-                }
-                return images;
+                var images = source.Sample(classes, kind, stepCount, cfgScale, batchSeed); // (B, 1, 32, 32)
+                if (gridPath is not null && gridImages.Count < gridCount * imageLength)
+                    gridImages.AddRange(images.Take(gridCount * imageLength - gridImages.Count));
+                return tensor(images, [classes.Length, config.InChannels, config.InputSize, config.InputSize]);
             }
 
-            EvalResult result;
-            try
-            {
-                result = RunWithProgress(stdout, n, (report) => evaluator.EvaluateSamples(Generate, n, batchSize, report));
-                if (gridPath is not null) SaveGrid(gridPath, gridParts, gridColumns);
-            }
-            finally { foreach (var t in gridParts) t.Dispose(); }
+            var result = RunWithProgress(stdout, n, (report) => evaluator.EvaluateSamples(Generate, n, batchSize, report));
+            if (gridPath is not null) SaveGrid(gridPath, gridImages, gridColumns, imageLength);
             double seconds = clock.Elapsed.TotalSeconds;
 
             PrintTable(stdout, result, seconds);
@@ -156,15 +147,16 @@ static class EvalCommand
     }
 
     /// <summary>Rows = classes, column j = sample j·10 + class (the first samples in order).</summary>
-    static void SaveGrid(string path, List<Tensor> parts, int columns)
+    static void SaveGrid(string path, List<float> samples, int columns, int imageLength)
     {
         if (columns == 0) throw new ArgumentException("--grid needs at least 10 samples");
-        using var all = cat(parts, 0); // (10·columns, 1, 32, 32), sample i of class i mod 10
-        int classes = FeatureClassifier.NumClasses;
-        var order = Enumerable.Range(0, classes).SelectMany(c => Enumerable.Range(0, columns).Select(j => (long)(j * classes + c))).ToArray();
-        using var index = tensor(order);
-        using var rows = all.index_select(0, index); // (10·columns, 1, 32, 32), row-major by class
-        PngGrid.Save(path, rows, classes, columns);
+        int classes = FeatureClassifier.NumClasses, size = FeatureClassifier.InputSize;
+        var all = samples.ToArray(); // (10·columns, 1, 32, 32), sample i of class i mod 10
+        var grid = new float[all.Length]; // (10·columns, 1, 32, 32), row-major by class
+        for (int c = 0; c < classes; c++)
+            for (int j = 0; j < columns; j++)
+                all.AsSpan((j * classes + c) * imageLength, imageLength).CopyTo(grid.AsSpan((c * columns + j) * imageLength));
+        PngGrid.Save(path, grid, classes * columns, 1, size, size, classes, columns);
     }
 
     static void PrintTable(TextWriter stdout, EvalResult r, double seconds)

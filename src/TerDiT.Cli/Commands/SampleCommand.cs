@@ -1,25 +1,20 @@
 using System.CommandLine;
 using System.Globalization;
-using System.Runtime.CompilerServices;
-using TerDiT.Imaging;
-using TerDiT.Runtime;
-using TerDiT.Runtime.Cpu;
+using TerDiT.Runtime.Imaging;
 using TerDiT.Runtime.Sampling;
 using TerDiT.Training;
 
 namespace TerDiT.Cli.Commands;
 
 /// <summary>
-/// <c>terdit sample</c>: a PNG grid, one row per class; same arguments → same bytes. From a checkpoint
-/// (<c>--checkpoint</c>, TorchSharp) or from a packed model (<c>--model</c>, the pure-C# runtime, which
-/// never loads libtorch: that path lives in <see cref="SamplePacked"/> and touches no TorchSharp type).
-/// The two paths draw their noise from different generators, so the same seed gives different images.
+/// <c>terdit sample</c>: a PNG grid, one row per class; same arguments → same bytes. From a packed model
+/// (<c>--model</c>, default the shipped one: the pure-C# runtime) or a checkpoint (<c>--checkpoint</c>,
+/// TorchSharp), both through <see cref="SampleSource"/>. This file names no TorchSharp type and
+/// <see cref="PackedSampleSource"/> uses only the runtime assembly, which cannot reference TorchSharp, so a
+/// packed model is sampled without loading libtorch.
 /// </summary>
 static class SampleCommand
 {
-    /// <summary>The options both paths share.</summary>
-    sealed record Settings(string? Classes, int PerClass, int Steps, SamplerKind Sampler, double Cfg, ulong Seed, string Out, int? Threads);
-
     public static Command Create()
     {
         var checkpoint = new Option<string?>("--checkpoint") { Description = "a .ckpt file, or a run directory (its latest checkpoint); runs on TorchSharp" };
@@ -47,45 +42,26 @@ static class SampleCommand
             if (ckptPath is null && modelPath is null) modelPath = ShippedModel.Find();
             double scale = p.GetValue(cfg);
             if (scale < 1 || !double.IsFinite(scale)) throw new ArgumentException($"--cfg must be ≥ 1 (1 = no guidance), not {scale}");
-            var s = new Settings(p.GetValue(classes), p.GetValue(perClass), p.GetValue(steps),
-                p.GetValue(sampler) == "ddpm" ? SamplerKind.Ddpm : SamplerKind.Ddim, scale, p.GetValue(seed), p.GetValue(output)!, p.GetValue(threads));
-            if (s.Threads is <= 0) throw new ArgumentException($"--threads must be positive, not {s.Threads}");
+            int? threadCount = p.GetValue(threads);
+            if (threadCount is <= 0) throw new ArgumentException($"--threads must be positive, not {threadCount}");
             RuntimeModeOption.Check(modelPath is not null, p.GetValue(device)!, p.GetValue(mode)!);
-            if (modelPath is not null) return SamplePacked(stdout, modelPath, s, RuntimeModeOption.Resolve(p.GetValue(mode)!));
-            return SampleCheckpoint(stdout, ckptPath!, s, p.GetValue(device)!, p.GetValue(weights) == "raw" ? WeightsKind.Raw : WeightsKind.Ema);
+
+            using SampleSource source = modelPath is not null
+                ? PackedSampleSource.Open(modelPath, RuntimeModeOption.Resolve(p.GetValue(mode)!), threadCount)
+                : CheckpointSampleSource.Open(ckptPath!, p.GetValue(weights) == "raw" ? WeightsKind.Raw : WeightsKind.Ema, p.GetValue(device)!, threadCount);
+            var c = source.Config;
+            var rows = ParseClasses(p.GetValue(classes), c.NumClasses);
+            int columns = p.GetValue(perClass);
+            if (columns <= 0) throw new ArgumentException($"--per-class must be positive, not {columns}");
+            int[] labels = rows.SelectMany(k => Enumerable.Repeat(k, columns)).ToArray(); // row r holds classes[r]
+            var images = source.Sample(labels, p.GetValue(sampler) == "ddpm" ? SamplerKind.Ddpm : SamplerKind.Ddim,
+                p.GetValue(steps), scale, p.GetValue(seed)); // (N, C, H, W)
+            string png = p.GetValue(output)!;
+            PngGrid.Save(png, images, labels.Length, c.InChannels, c.InputSize, c.InputSize, rows.Count, columns);
+            stdout.WriteLine($"{png}: {rows.Count}×{columns} samples of {source.Description}");
+            return 0;
         }));
         return command;
-    }
-
-    /// <summary>The runtime path: no TorchSharp type anywhere in it (the JIT compiles it alone), so libtorch is never loaded.</summary>
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    static int SamplePacked(TextWriter stdout, string modelPath, Settings s, GemmMode mode)
-    {
-        var options = RuntimeModeOption.Options(mode, s.Threads);
-        using var pipe = TerDiTPipeline.Load(modelPath, options);
-        var c = pipe.Config;
-        var rows = ParseClasses(s.Classes, c.NumClasses);
-        if (s.PerClass <= 0) throw new ArgumentException($"--per-class must be positive, not {s.PerClass}");
-        var images = pipe.Sample(rows, s.PerClass, s.Steps, s.Sampler, s.Cfg, s.Seed); // (N, C, H, W)
-        PngGrid.Save(s.Out, TerDiTPipeline.ToPixels(images), rows.Count * s.PerClass, c.InChannels, c.InputSize, c.InputSize, rows.Count, s.PerClass);
-        stdout.WriteLine($"{s.Out}: {rows.Count}×{s.PerClass} samples of {modelPath} (runtime, {mode}, {options.Threads} threads)");
-        return 0;
-    }
-
-    /// <summary>The TorchSharp path.</summary>
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    static int SampleCheckpoint(TextWriter stdout, string checkpoint, Settings s, string device, WeightsKind weights)
-    {
-        ThreadsOption.Apply(s.Threads);
-        var dev = DeviceOption.Resolve(device);
-        var path = Checkpoint.Resolve(checkpoint);
-        using var ckpt = Checkpoint.Load(path);
-        using var model = ckpt.CreateModel(weights, dev);
-        var rows = ParseClasses(s.Classes, ckpt.Config.NumClasses);
-        using var images = ClassGridSampler.Sample(model, rows, s.PerClass, s.Sampler, s.Steps, s.Cfg, s.Seed, dev);
-        PngGrid.Save(s.Out, images, rows.Count, s.PerClass);
-        stdout.WriteLine($"{s.Out}: {rows.Count}×{s.PerClass} samples of step {ckpt.Step} ({path})");
-        return 0;
     }
 
     /// <summary>"0,3,7" → [0, 3, 7]; null → every class.</summary>

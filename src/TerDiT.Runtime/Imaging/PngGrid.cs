@@ -1,40 +1,50 @@
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.Formats.Png;
 using SixLabors.ImageSharp.PixelFormats;
-using static TorchSharp.torch;
 
-namespace TerDiT.Imaging;
+namespace TerDiT.Runtime.Imaging;
 
 /// <summary>
 /// Lays images out as a grid and encodes it as PNG. The encoding is a pure function of the pixels
-/// (no timestamps or other metadata), so equal images give equal files, byte for byte.
+/// (no timestamps or other metadata), so equal images give equal files, byte for byte. Images are
+/// (N, C, H, W) row-major with C = 1 (8-bit grey PNG) or C = 3 (RGB PNG), either as model outputs in
+/// [−1, 1] (floats, converted by <see cref="ToPixels"/>) or as 8-bit pixels.
 /// </summary>
 public static class PngGrid
 {
     /// <summary>Black border, in pixels, around and between the cells.</summary>
     public const int Padding = 2;
 
-    /// <summary>Pixel width of a grid of <paramref name="cols"/> cells of width <paramref name="cell"/>: <c>cols·(cell+Padding)+Padding</c> (same rule for height).</summary>
+    /// <summary>Pixel width of a grid of <paramref name="cells"/> cells of width <paramref name="cell"/>: <c>cells·(cell+Padding)+Padding</c> (same rule for height).</summary>
     public static int Extent(int cells, int cell) => cells * (cell + Padding) + Padding;
 
     /// <summary>
-    /// Encodes <paramref name="images"/> (N, C, H, W) with values in [−1, 1] (clamped; byte = round((v+1)·127.5))
-    /// as a PNG of <paramref name="rows"/>×<paramref name="cols"/> cells filled row by row, N = rows·cols.
-    /// C = 1 gives an 8-bit grey PNG, C = 3 an RGB one.
+    /// 8-bit pixels of images in [−1, 1], same layout: <c>byte = round((clamp(x, −1, 1) + 1) · 127.5)</c>,
+    /// the sum and product in float32 and the rounding half to even — the same bytes as torch's
+    /// <c>x.clamp(-1, 1).add(1).mul(127.5).round()</c> (DiT's normalisation undone, as torchvision's
+    /// <c>save_image</c> does up to the rounding rule). NaN gives 0.
     /// </summary>
-    public static byte[] Encode(Tensor images, int rows, int cols)
+    public static byte[] ToPixels(ReadOnlySpan<float> images)
     {
-        if (images.dim() != 4) throw new ArgumentException($"expected images (N, C, H, W), got shape [{string.Join(", ", images.shape)}]");
-        int n = (int)images.shape[0], c = (int)images.shape[1], h = (int)images.shape[2], w = (int)images.shape[3];
-        byte[] bytes;
-        using (var q = images.detach().to(ScalarType.Float32, CPU).clamp(-1, 1).add(1).mul(127.5).round().to(ScalarType.Byte).contiguous())
-            bytes = q.data<byte>().ToArray(); // (N, C, H, W)
-        return Encode(bytes, n, c, h, w, rows, cols);
+        var pixels = new byte[images.Length];
+        for (int i = 0; i < images.Length; i++)
+        {
+            float v = MathF.Round((Math.Clamp(images[i], -1f, 1f) + 1f) * 127.5f, MidpointRounding.ToEven); // [0, 255] or NaN
+            pixels[i] = float.IsNaN(v) ? (byte)0 : (byte)v;
+        }
+        return pixels;
     }
 
     /// <summary>
-    /// Encodes 8-bit <paramref name="pixels"/> (N, C, H, W) as <see cref="Encode(Tensor, int, int)"/> does; this
-    /// overload touches no TorchSharp type, so the libtorch-free runtime path writes the same grids.
+    /// Encodes <paramref name="images"/> (N, C, H, W) in [−1, 1] (<see cref="ToPixels"/>) as a PNG of
+    /// <paramref name="rows"/>×<paramref name="cols"/> cells filled row by row, N = rows·cols.
+    /// </summary>
+    public static byte[] Encode(ReadOnlySpan<float> images, int n, int c, int h, int w, int rows, int cols) =>
+        Encode(ToPixels(images), n, c, h, w, rows, cols);
+
+    /// <summary>
+    /// Encodes 8-bit <paramref name="pixels"/> (N, C, H, W) as a PNG of <paramref name="rows"/>×<paramref name="cols"/>
+    /// cells filled row by row, N = rows·cols; C = 1 gives an 8-bit grey PNG, C = 3 an RGB one.
     /// </summary>
     public static byte[] Encode(ReadOnlySpan<byte> pixels, int n, int c, int h, int w, int rows, int cols)
     {
@@ -66,12 +76,9 @@ public static class PngGrid
         return ms.ToArray();
     }
 
-    /// <summary>Writes <see cref="Encode"/>'s PNG to <paramref name="path"/> atomically (temp file + rename).</summary>
-    public static void Save(string path, Tensor images, int rows, int cols) => Write(path, Encode(images, rows, cols));
-
-    /// <summary>Writes the PNG of 8-bit pixels (N, C, H, W) (<see cref="Encode(ReadOnlySpan{byte}, int, int, int, int, int, int)"/>) atomically; no TorchSharp.</summary>
-    public static void Save(string path, ReadOnlySpan<byte> pixels, int n, int c, int h, int w, int rows, int cols) =>
-        Write(path, Encode(pixels, n, c, h, w, rows, cols));
+    /// <summary>Writes <see cref="Encode(ReadOnlySpan{float}, int, int, int, int, int, int)"/>'s PNG to <paramref name="path"/> atomically (temp file + rename).</summary>
+    public static void Save(string path, ReadOnlySpan<float> images, int n, int c, int h, int w, int rows, int cols) =>
+        Write(path, Encode(images, n, c, h, w, rows, cols));
 
     static void Write(string path, byte[] png)
     {
