@@ -104,6 +104,19 @@ public sealed class FormatCorruptionTests : IDisposable
     }
 
     [Fact]
+    public void InputShapeIsParsedAsJson()
+    {
+        var p = FormatTestFiles.Parse(valid);
+        p.Meta["input_shape"] = "[2, 8, 8]";  // other spacing, same JSON
+        File.WriteAllBytes(files.PathOf("spaced.tdit"), FormatTestFiles.Build(p.Header, p.Data));
+        using (var f = TditFile.Open(files.PathOf("spaced.tdit"))) Assert.Equal("[2, 8, 8]", f.Metadata["input_shape"]);
+        Assert.Contains("metadata 'input_shape' [2,8,9] does not match the config's [2,8,8]", RefusalOfEdit(h => h["__metadata__"]!["input_shape"] = "[2,8,9]"));
+        Assert.Contains("does not match", RefusalOfEdit(h => h["__metadata__"]!["input_shape"] = "[2,8]"));
+        Assert.Contains("'input_shape' is not a JSON array of integers", RefusalOfEdit(h => h["__metadata__"]!["input_shape"] = "2x8x8"));
+        Assert.Contains("'input_shape' is not a JSON array of integers", RefusalOfEdit(h => h["__metadata__"]!["input_shape"] = "[2,8,8.5]"));
+    }
+
+    [Fact]
     public void UnknownDtype() =>
         Assert.Contains($"tensor '{First}' has dtype 'BF16'", RefusalOfEdit(h => h[First]!["dtype"] = "BF16"));
 

@@ -41,4 +41,23 @@ public class ParameterSchemaTests
         Assert.Throws<FormatException>(() => TerDiTConfig.FromJson("{not json"));
         Assert.Throws<ArgumentException>(() => Presets.Get("TerDiT-XXL"));
     }
+
+    /// <summary>
+    /// Config keys are the property names, case-sensitive, all of them: any other key is refused by name instead of
+    /// silently ignored, and a missing key is refused instead of becoming 0 or false.
+    /// </summary>
+    [Fact]
+    public void ConfigJsonRefusesUnknownAndMissingKeysByName()
+    {
+        string json = Presets.Get("TerDiT-S").ToJson();
+        Assert.Equal(TerDiTConfig.JsonKeys.Count, System.Text.Json.JsonDocument.Parse(json).RootElement.EnumerateObject().Count());
+        Assert.Contains("\"HiddenSize\":384", json);
+        var e = Assert.Throws<FormatException>(() => TerDiTConfig.FromJson(json.Replace("\"HiddenSize\"", "\"hiddenSize\"").Replace("\"Depth\"", "\"depth\"")));
+        Assert.Contains("unknown key(s) 'hiddenSize', 'depth'", e.Message);
+        Assert.Contains("HiddenSize", e.Message);
+        var missing = Assert.Throws<FormatException>(() => TerDiTConfig.FromJson("{\"HiddenSize\": 384, \"Depth\": 12, \"NumHeads\": 6}"));
+        Assert.Contains("lacks the key(s) 'Name', 'InChannels'", missing.Message);
+        Assert.Contains("is a JSON Array", Assert.Throws<FormatException>(() => TerDiTConfig.FromJson("[1]")).Message);
+        Assert.Contains("is null", Assert.Throws<FormatException>(() => TerDiTConfig.FromJson("null")).Message);
+    }
 }

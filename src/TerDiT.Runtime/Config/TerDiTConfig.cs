@@ -70,12 +70,41 @@ public sealed record TerDiTConfig
 
     public string ToJson() => JsonSerializer.Serialize(this, TerDiTConfigJson.Default.TerDiTConfig);
 
-    /// <summary>Parses and validates a config; malformed JSON becomes <see cref="FormatException"/>.</summary>
+    /// <summary>
+    /// The JSON keys of a config, those <see cref="ToJson"/> writes: the settable property names above, case-sensitive
+    /// (<c>HiddenSize</c>, not <c>hiddenSize</c>).
+    /// </summary>
+    public static IReadOnlyList<string> JsonKeys { get; } = KeysOf(new TerDiTConfig().ToJson());
+
+    static string[] KeysOf(string json)
+    {
+        using var doc = JsonDocument.Parse(json);
+        return doc.RootElement.EnumerateObject().Select(p => p.Name).ToArray();
+    }
+
+    /// <summary>
+    /// Parses and validates a config: a JSON object with exactly the keys <see cref="JsonKeys"/>, as
+    /// <see cref="ToJson"/> writes it. Malformed JSON, unknown keys and missing keys (the message names every
+    /// one) become <see cref="FormatException"/>; an inconsistent config <see cref="ArgumentException"/>.
+    /// </summary>
     public static TerDiTConfig FromJson(string json)
     {
         try
         {
-            return (JsonSerializer.Deserialize(json, TerDiTConfigJson.Default.TerDiTConfig) ?? throw new FormatException("model config is null")).Validate();
+            using (var doc = JsonDocument.Parse(json))
+            {
+                var root = doc.RootElement;
+                if (root.ValueKind == JsonValueKind.Null) throw new FormatException("model config is null");
+                if (root.ValueKind != JsonValueKind.Object) throw new FormatException($"model config is a JSON {root.ValueKind}, expected an object");
+                var keys = root.EnumerateObject().Select(p => p.Name).ToList();
+                var unknown = keys.Except(JsonKeys, StringComparer.Ordinal).ToList();
+                if (unknown.Count > 0)
+                    throw new FormatException($"model config has unknown key(s) {string.Join(", ", unknown.Select(k => $"'{k}'"))}; " +
+                                              $"the keys are, case-sensitive: {string.Join(", ", JsonKeys)}");
+                var missing = JsonKeys.Except(keys, StringComparer.Ordinal).ToList();
+                if (missing.Count > 0) throw new FormatException($"model config lacks the key(s) {string.Join(", ", missing.Select(k => $"'{k}'"))}");
+            }
+            return JsonSerializer.Deserialize(json, TerDiTConfigJson.Default.TerDiTConfig)!.Validate();
         }
         catch (JsonException e) { throw new FormatException($"model config is not valid JSON: {e.Message}", e); }
     }

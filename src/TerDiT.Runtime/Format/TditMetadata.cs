@@ -144,7 +144,17 @@ public sealed record TditMetadata
         if (classes.Length != config.NumClasses)
             throw Bad($"metadata 'classes' has {classes.Length} names but the config has {config.NumClasses} classes");
 
-        if (Get(TditKeys.InputShape) != InputShape(config))
+        long[] inputShape;
+        try
+        {
+            using var d = JsonDocument.Parse(Get(TditKeys.InputShape));
+            inputShape = d.RootElement.EnumerateArray().Select(e => e.GetInt64()).ToArray();
+        }
+        catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException)
+        {
+            throw Bad($"metadata 'input_shape' is not a JSON array of integers: {e.Message}");
+        }
+        if (!inputShape.SequenceEqual([config.InChannels, config.InputSize, config.InputSize]))
             throw Bad($"metadata 'input_shape' {m[TditKeys.InputShape]} does not match the config's {InputShape(config)}");
 
         TditDiffusion diffusion;
