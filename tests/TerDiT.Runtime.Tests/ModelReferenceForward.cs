@@ -3,7 +3,7 @@ using TerDiT.Runtime.Config;
 namespace TerDiT.Runtime.Tests;
 
 /// <summary>
-/// The TerDiT forward written from TERDIT.md §2/§8 as plainly as possible, in double precision,
+/// The TerDiT forward written from docs/PAPER.md §2/§8 as plainly as possible, in double precision,
 /// sharing no code with the runtime: the oracle for <c>RuntimeModel</c>.
 /// </summary>
 static class ModelReferenceForward

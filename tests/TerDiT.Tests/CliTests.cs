@@ -19,7 +19,7 @@ public class CliTests
         long total = long.Parse(r.Out.Split('\n').Single(l => l.StartsWith("parameters: ")).Split(' ')[1]);
         long ternary = long.Parse(r.Out.Split('\n').Single(l => l.StartsWith("ternary parameters: ")).Split(' ')[2]);
         Assert.Equal(ParameterSchema.ParameterCount(Presets.Get("TerDiT-600M")), total);
-        Assert.InRange(total, 609_500_000, 610_500_000);   // TERDIT.md: ≈ 609.9 M
+        Assert.InRange(total, 609_500_000, 610_500_000);   // docs/PAPER.md §2: ≈ 609.9 M
         Assert.InRange(ternary, 603_500_000, 604_500_000); // ≈ 604.0 M ternary
         Assert.Contains("\"HiddenSize\": 1536", r.Out);
 

@@ -24,7 +24,7 @@ public static class Presets
         // Ours, for CPU and Fashion-MNIST at 32×32.
         ["TerDiT-Tiny"] = Small("TerDiT-Tiny", d: 128, depth: 4, heads: 4, patch: 4),  // 64 tokens
         ["TerDiT-S"] = Small("TerDiT-S", d: 384, depth: 12, heads: 6, patch: 2),        // 256 tokens, DiT-S/2 widths
-        // The paper's (TERDIT.md §2).
+        // The paper's (docs/PAPER.md §2).
         ["TerDiT-600M"] = Paper("TerDiT-600M", d: 1536, depth: 16, heads: 32),
         ["TerDiT-4.2B"] = Paper("TerDiT-4.2B", d: 3072, depth: 32, heads: 32),
         ["TerDiT-7B"] = Paper("TerDiT-7B", d: 4096, depth: 32, heads: 32),

@@ -14,7 +14,7 @@ public enum AlphaInit
 }
 
 /// <summary>
-/// Architecture and data shape of a TerDiT model (TERDIT.md §2). Pure data: shared by the
+/// Architecture and data shape of a TerDiT model (docs/PAPER.md §2). Pure data: shared by the
 /// TorchSharp model, the packed format and the runtime. Serialised as JSON in checkpoints and
 /// packed files.
 /// </summary>

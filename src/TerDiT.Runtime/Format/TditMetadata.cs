@@ -19,7 +19,7 @@ public enum TditWeights
 }
 
 /// <summary>
-/// The diffusion process the model was trained for (TERDIT.md §3). Stored in the <c>diffusion</c>
+/// The diffusion process the model was trained for (docs/PAPER.md §3). Stored in the <c>diffusion</c>
 /// metadata value as JSON <c>{"steps":1000,"schedule":"linear","beta_start":0.0001,"beta_end":0.02,"learn_sigma":true}</c>;
 /// <c>learn_sigma</c> is written from the config (not a field here) and checked against it on read.
 /// </summary>

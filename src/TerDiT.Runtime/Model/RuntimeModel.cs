@@ -4,7 +4,7 @@ using TerDiT.Runtime.Ops;
 namespace TerDiT.Runtime.Model;
 
 /// <summary>
-/// The TerDiT forward pass (TERDIT.md §2 and §8, docs/DESIGN.md) over weights from an
+/// The TerDiT forward pass (docs/PAPER.md §2 and §8, docs/DESIGN.md) over weights from an
 /// <see cref="IWeightSource"/>, in plain C#: ternary block linears through the source's kernels,
 /// everything else through <see cref="FloatGemm"/> and the ops in <c>TerDiT.Runtime.Ops</c>.
 /// A batch of N images runs as M = N·T token rows through every linear. Activation buffers are

@@ -3,7 +3,7 @@ using System.Runtime.Intrinsics;
 namespace TerDiT.Runtime.Ops;
 
 /// <summary>
-/// Rotary position embedding over adjacent pairs (TERDIT.md §8): for head dimension hd, pair i of
+/// Rotary position embedding over adjacent pairs (docs/PAPER.md §8): for head dimension hd, pair i of
 /// a head (dims 2i, 2i+1) at token position t is rotated by the angle <c>t · 10000^(−2i/hd)</c>
 /// as the complex number <c>x[2i] + i·x[2i+1]</c>. Angles and their cos/sin are computed in float64
 /// and rounded to float32 (as the TorchSharp model's table); the rotation itself runs in float32.

@@ -3,7 +3,7 @@ using static TorchSharp.torch;
 namespace TerDiT.Model;
 
 /// <summary>
-/// Image ↔ token layout of the authors' code (TERDIT.md §8). Tokens are in row-major patch order.
+/// Image ↔ token layout of the authors' code (docs/PAPER.md §8). Tokens are in row-major patch order.
 /// </summary>
 public static class Patches
 {

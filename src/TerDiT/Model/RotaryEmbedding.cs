@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace TerDiT.Model;
 
 /// <summary>
-/// 1-D rotary position embedding over the flattened token index (TERDIT.md §8): per head of size
+/// 1-D rotary position embedding over the flattened token index (docs/PAPER.md §8): per head of size
 /// hd, <c>f_i = 1 / 10000^(2i/hd)</c> for i &lt; hd/2, angle <c>θ_{t,i} = t · f_i</c> for token t,
 /// and dims (2i, 2i+1) are rotated together as the complex number <c>x_{2i} + j·x_{2i+1}</c>:
 /// <c>x'_{2i} = x_{2i}·cos θ − x_{2i+1}·sin θ</c>, <c>x'_{2i+1} = x_{2i}·sin θ + x_{2i+1}·cos θ</c>.

@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace TerDiT.Model;
 
 /// <summary>
-/// One TerDiT transformer block (TERDIT.md §2):
+/// One TerDiT transformer block (docs/PAPER.md §2):
 /// <c>mod = adaLN_norm(adaLN_modulation(SiLU(c)))</c> (6·D, the norm only with AdaLnNorm), split in
 /// order into shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp;
 /// <c>x += gate_msa · attention(modulate(attention_norm(x), shift_msa, scale_msa))</c>;

@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace TerDiT.Model;
 
 /// <summary>
-/// The TerDiT network (TERDIT.md §2, §8): <c>forward(x, t, y)</c> with x (N, C, H, W) float,
+/// The TerDiT network (docs/PAPER.md §2, §8): <c>forward(x, t, y)</c> with x (N, C, H, W) float,
 /// t (N) int64 timestep indices, y (N) int64 labels in [0, NumClasses] (NumClasses = null class)
 /// → (N, OutChannels, H, W); channels [0, C) are epsilon, [C, 2C) the variance interpolation.
 /// Parameter names and shapes equal <see cref="ParameterSchema.Enumerate"/>. The model draws no

@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace TerDiT.Model;
 
 /// <summary>
-/// Linear layer with ternary weights trained by quantization-aware training (TERDIT.md §1).
+/// Linear layer with ternary weights trained by quantization-aware training (docs/PAPER.md §1).
 /// <para>Parameters, in registration order: <c>weight</c> (out, in), the full-precision latent
 /// weight W; <c>alpha</c> (1), the learnable scale; <c>bias</c> (out), only when requested.</para>
 /// <para>Forward: <c>gamma = mean|W|</c> over the whole tensor,

@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace TerDiT.Model;
 
 /// <summary>
-/// Diffusion timestep → conditioning vector (TERDIT.md §8): 256 sinusoidal features
+/// Diffusion timestep → conditioning vector (docs/PAPER.md §8): 256 sinusoidal features
 /// <c>[cos(t·f_i), sin(t·f_i)]</c> (cos first) with <c>f_i = exp(-ln(10000)·i/128)</c>, i &lt; 128,
 /// then <c>fc2(SiLU(fc1(features)))</c>. Parameters: <c>fc1</c> (cdim, 256), <c>fc2</c> (cdim, cdim).
 /// </summary>
