@@ -21,6 +21,7 @@ public static class CliApp
         root.Add(TrainCommand.Create());
         root.Add(SampleCommand.Create());
         root.Add(PackCommand.Create());
+        root.Add(ExportOnnxCommand.Create());
         root.Add(BenchCommand.Create());
         root.Add(NcclSelfTestCommand.Create());
         root.Add(EvalCommand.Create());
