@@ -8,14 +8,15 @@ public static unsafe partial class TernaryGemm
 {
     /// <summary>
     /// The SwiGLU feed-forward <c>y = w2 · (silu(w1 · x) ⊙ (w3 · x))</c>, fused per block of tokens
-    /// (16 in <see cref="GemmMode.Exact"/>, 32 in <see cref="GemmMode.A8"/>): the w1/w3 sums stay in
+    /// (the lanes of one table entry): the w1/w3 sums stay in
     /// the kernel's token-lane layout and are gated there, and that layout is already the transposed
     /// input w2's tables are built from, so the (m, F) intermediates are never written row-major,
     /// gated in a separate pass, re-read and transposed back. Bit-identical to <c>Multiply(x, w13)</c>,
     /// <see cref="Elementwise.SwiGluGate"/>, <c>Multiply(·, w2)</c> (same products, same A8
     /// quantization, same sums). Shapes: x (m, K), <paramref name="w13"/> = [w1; w3], each (F, K),
     /// <paramref name="w2"/> (D, F), y (m, D); no biases. Runs only where that fusion is the fast
-    /// path — AVX-512, F a multiple of 16, a block's w1/w3 sums within <see cref="MaxFusedGateBytes"/>,
+    /// path — AVX-512 (blocks of 16 tokens in Exact, 32 in A8) or AVX2 (8, 16), F a multiple of 16,
+    /// a block's w1/w3 sums within <see cref="MaxFusedGateBytes"/>,
     /// more tokens than the few-token kernels take and at least one block per thread — and returns
     /// false without writing anything otherwise.
     /// </summary>
@@ -36,12 +37,13 @@ public static unsafe partial class TernaryGemm
         if (options.Threads < 0) throw new ArgumentOutOfRangeException(nameof(options), options.Threads, "threads must be ≥ 0 (0 = all processors)");
         int threads = options.Threads == 0 ? Environment.ProcessorCount : options.Threads;
         bool a8 = mode == GemmMode.A8;
-        int f = w2.Cols, lanes = a8 ? A8Lanes : ExactLanes, blocks = (m + lanes - 1) / lanes;
-        // Dispatch sends fewer tokens than these to the GEMV (A8) or narrower-table (Exact) kernels.
-        int fewTokens = a8 ? TernaryGemv.MaxTokens : 8;
         var path = options.Path ?? SimdPaths.Best;
-        if (path != SimdPath.V512 || !Avx512F.IsSupported || f % 16 != 0 || m <= fewTokens || blocks < threads
-            || 2L * f * lanes * 4 > MaxFusedGateBytes) return false;
+        bool wide = path == SimdPath.V512 && Avx512F.IsSupported;
+        if (!wide && !(path == SimdPath.V256 && Avx2.IsSupported)) return false;
+        int f = w2.Cols, lanes = (a8 ? 2 : 1) * (wide ? 16 : 8), blocks = (m + lanes - 1) / lanes;
+        // Dispatch sends fewer tokens than these to the GEMV (A8) or narrower-table (Exact) kernels.
+        int fewTokens = !wide ? 0 : a8 ? TernaryGemv.MaxTokens : 8;
+        if (f % 16 != 0 || m <= fewTokens || blocks < threads || 2L * f * lanes * 4 > MaxFusedGateBytes) return false;
 
         var pins = new[] { w13.Parts[0].Data.Pin(), w13.Parts[1].Data.Pin(), w2.Data.Pin() };
         try
@@ -56,8 +58,13 @@ public static unsafe partial class TernaryGemm
                 var down = new Job(null, m, w2.Rows, f, w2.RowBytes, &w2Segment, 1, py, null);
                 void Block(int b)
                 {
-                    if (a8) SwiGluBlock<Vector512<short>, short, S512>(up, down, b * lanes, GemmMode.A8);
-                    else SwiGluBlock<Vector512<float>, float, F512>(up, down, b * lanes, GemmMode.Exact);
+                    switch (wide, a8)
+                    {
+                        case (true, true): SwiGluBlock<Vector512<short>, short, S512>(up, down, b * lanes, GemmMode.A8); break;
+                        case (true, false): SwiGluBlock<Vector512<float>, float, F512>(up, down, b * lanes, GemmMode.Exact); break;
+                        case (false, true): SwiGluBlock<Vector256<short>, short, S256>(up, down, b * lanes, GemmMode.A8); break;
+                        case (false, false): SwiGluBlock<Vector256<float>, float, F256>(up, down, b * lanes, GemmMode.Exact); break;
+                    }
                 }
                 if (threads == 1)
                     for (int b = 0; b < blocks; b++) Block(b);
@@ -80,9 +87,6 @@ public static unsafe partial class TernaryGemm
     /// </summary>
     public const long MaxFusedGateBytes = 256 * 1024;
 
-    /// <summary>Tokens of one AVX-512 block: fp32 lanes (<see cref="F512"/>) and int16 lanes (<see cref="S512"/>).</summary>
-    const int ExactLanes = 16, A8Lanes = 32;
-
     /// <summary>
     /// Tokens [m0, m0 + L) of <see cref="TrySwiGlu"/>: w1/w3 sums (2F, L) → the gate (F, L) as w2's
     /// transposed input (floats, or A8 int8 codes per token) → w2 sums (D, L) → y rows.
@@ -104,23 +108,25 @@ public static unsafe partial class TernaryGemm
         sbyte* q = (sbyte*)(scales2 + l); // A8: (mCount, K) codes when a row needs the scalar quantizer
 
         // w1 and w3 over the block's tokens, as RunItem does for the stack [w1; w3].
-        if (mode == GemmMode.Exact) TransposeIn((float*)xT1, up.X + (nint)m0 * up.K, up.K, mCount, kp1);
-        else
-        {
-            new Span<float>(scales1, l).Clear(); // tokens past mCount: zero sums times a zero scale
-            if (!QuantizeTransposed((short*)xT1, up.X + (nint)m0 * up.K, up.K, mCount, kp1, scales1))
-                LoadScalar(up, GemmMode.A8, m0, mCount, l, xT1, (long)kp1 * l * size, scales1, q);
-        }
+        new Span<float>(scales1, l).Clear(); // A8 tokens past mCount: zero sums times a zero scale
+        if (!LoadTransposed<TV, TE>(xT1, up.X + (nint)m0 * up.K, up.K, mCount, kp1, scales1))
+            LoadScalar(up, mode, m0, mCount, l, xT1, (long)kp1 * l * size, scales1, q);
         LutKernel.Accumulate<TV, TE, TL>(xT1, up.Segments, 2, up.RowBytes, 0, up.N, lut, chunk, acc1);
 
-        if (mode == GemmMode.Exact) GateExact(acc1, down.K, up.Segments[0].Alpha, up.Segments[1].Alpha, (float*)xT2);
-        else GateA8(acc1, down.K, up.Segments[0].Alpha, up.Segments[1].Alpha, scales1, mCount, (short*)xT2, scales2);
+        float alpha1 = up.Segments[0].Alpha, alpha3 = up.Segments[1].Alpha;
+        switch (mode, l)
+        {
+            case (GemmMode.Exact, 16): GateExact(acc1, down.K, alpha1, alpha3, (float*)xT2); break;
+            case (GemmMode.Exact, _): GateExact8(acc1, down.K, alpha1, alpha3, (float*)xT2); break;
+            case (_, 32): GateA8(acc1, down.K, alpha1, alpha3, scales1, mCount, (short*)xT2, scales2); break;
+            default: GateA8x16(acc1, down.K, alpha1, alpha3, scales1, mCount, (short*)xT2, scales2); break;
+        }
         new Span<byte>((byte*)xT2 + (nint)down.K * l * size, (kp2 - down.K) * l * size).Clear();
 
         // w2 and the output rows.
         LutKernel.Accumulate<TV, TE, TL>(xT2, down.Segments, 1, down.RowBytes, 0, down.N, lut, chunk, acc2);
         float alpha = down.Segments[0].Alpha;
-        int nFast = StoreTransposed(down, mode == GemmMode.A8, acc2, l, m0, mCount, 0, 0, down.N, alpha, down.Y, down.N, scales2);
+        int nFast = StoreTransposed<TV>(down, mode == GemmMode.A8, acc2, l, m0, mCount, 0, 0, down.N, alpha, down.Y, down.N, scales2);
         StoreScalar(down, mode, acc2, l, m0, mCount, 0, nFast, down.N, alpha, down.Y, down.N, scales2);
     }
 
@@ -132,10 +138,10 @@ public static unsafe partial class TernaryGemm
     {
         var g1 = Vector512.Create(alpha1);
         var g3 = Vector512.Create(alpha3);
-        float* a = (float*)acc, b = a + (nint)f * ExactLanes;
+        float* a = (float*)acc, b = a + (nint)f * 16;
         for (int n = 0; n < f; n++)
-            Elementwise.SwiGlu(g1 * Vector512.Load(a + (nint)n * ExactLanes), g3 * Vector512.Load(b + (nint)n * ExactLanes))
-                .Store(xT + (nint)n * ExactLanes);
+            Elementwise.SwiGlu(g1 * Vector512.Load(a + (nint)n * 16), g3 * Vector512.Load(b + (nint)n * 16))
+                .Store(xT + (nint)n * 16);
     }
 
     /// <summary>
@@ -146,7 +152,7 @@ public static unsafe partial class TernaryGemm
     /// </summary>
     static void GateA8(byte* acc, int f, float alpha1, float alpha3, float* scales1, int mCount, short* xT, float* scales2)
     {
-        const int l = A8Lanes;
+        const int l = 32;
         var g1 = Vector512.Create(alpha1);
         var g3 = Vector512.Create(alpha3);
         Vector512<float> c1Lo = g1 * Vector512.Load(scales1), c1Hi = g1 * Vector512.Load(scales1 + 16);

@@ -244,12 +244,9 @@ public static unsafe partial class TernaryGemm
         byte* acc = s + xtBytes + lutBytes;
         float* scales = (float*)(acc + accBytes);
         sbyte* q = (sbyte*)(scales + l);   // A8: (mCount, K) quantized rows
-        // AVX-512 paths transpose 16×16 tiles in registers; the others (and A8 blocks holding a
-        // zero or non-finite row) go element by element.
-        bool exact512 = Avx512F.IsSupported && typeof(TV) == typeof(Vector512<float>);
-        bool a8512 = Avx512F.IsSupported && typeof(TV) == typeof(Vector512<short>);
-        if (exact512) TransposeIn((float*)xT, job.X + (nint)m0 * job.K, job.K, mCount, kp);
-        else if (!a8512 || !QuantizeTransposed((short*)xT, job.X + (nint)m0 * job.K, job.K, mCount, kp, scales))
+        // AVX-512 and AVX2 paths transpose 16×16 / 8×8 tiles in registers; the others (and A8 blocks
+        // holding a zero or non-finite row) go element by element.
+        if (!LoadTransposed<TV, TE>(xT, job.X + (nint)m0 * job.K, job.K, mCount, kp, scales))
             LoadScalar(job, mode, m0, mCount, l, xT, xtBytes, scales, q);
 
         LutKernel.Accumulate<TV, TE, TL>(xT, job.Segments, job.SegmentCount, job.RowBytes, n0, n1, lut, chunk, acc);
@@ -261,8 +258,7 @@ public static unsafe partial class TernaryGemm
             int a = Math.Max(n0, seg.Row0), b = Math.Min(n1, seg.Row0 + seg.Rows);
             if (a >= b) continue;
             float* ys = job.Y + (nint)(job.M - 1) * seg.Row0; // element (t, n) at ys + t · Rows_s + n
-            int nFast = a;
-            if (exact512 || a8512) nFast = StoreTransposed(job, mode == GemmMode.A8, acc, l, m0, mCount, n0, a, b, seg.Alpha, ys, seg.Rows, scales);
+            int nFast = StoreTransposed<TV>(job, mode == GemmMode.A8, acc, l, m0, mCount, n0, a, b, seg.Alpha, ys, seg.Rows, scales);
             StoreScalar(job, mode, acc, l, m0, mCount, n0, nFast, b, seg.Alpha, ys, seg.Rows, scales);
         }
     }

@@ -45,6 +45,9 @@ public static class Elementwise
     /// <summary>16 lanes of <see cref="SwiGluGate"/>: <c>silu(a) · b</c>, the same bits wherever the lanes come from.</summary>
     internal static Vector512<float> SwiGlu(Vector512<float> a, Vector512<float> b) => SiluVector(a) * b;
 
+    /// <summary>8 lanes of <see cref="SwiGluGate"/>, the same bits as its 16-lane form.</summary>
+    internal static Vector256<float> SwiGlu(Vector256<float> a, Vector256<float> b) => SiluVector(a) * b;
+
     /// <summary>
     /// adaLN modulate of each row of x (rows, dim): <c>y = x · (1 + scale) + shift</c> with shift and
     /// scale of length dim. <paramref name="y"/> may be <paramref name="x"/>.

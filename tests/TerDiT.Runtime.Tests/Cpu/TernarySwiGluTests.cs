@@ -30,35 +30,43 @@ public class TernarySwiGluTests
         return y;
     }
 
-    static bool FusionAvailable => Avx512F.IsSupported && SimdPaths.Best == SimdPath.V512;
-
-    public static TheoryData<int, int, int, int, int, GemmMode> Shapes()
+    /// <summary>Whether the fused kernel runs on <paramref name="path"/> (null: the best one): AVX-512 or AVX2 transposes.</summary>
+    static bool FusionAvailable(SimdPath? path) => (path ?? SimdPaths.Best) switch
     {
-        var d = new TheoryData<int, int, int, int, int, GemmMode>();
-        foreach (var mode in Enum.GetValues<GemmMode>())
-        {
-            d.Add(512, 384, 1024, 384, 1, mode);  // TerDiT-S at batch 2
-            d.Add(512, 384, 1024, 384, 2, mode);
-            d.Add(100, 100, 48, 17, 2, mode);     // token tail, K and F padded to 128, a row tail past 16
-            d.Add(37, 257, 256, 64, 1, mode);
-            d.Add(64, 128, 16, 5, 2, mode);
-            d.Add(64, 128, mode == GemmMode.A8 ? 1024 : 2048, 8, 2, mode); // the largest F within MaxFusedGateBytes
-        }
+        SimdPath.V512 => Avx512F.IsSupported && SimdPaths.IsSupported(SimdPath.V512),
+        SimdPath.V256 => Avx2.IsSupported && SimdPaths.IsSupported(SimdPath.V256),
+        _ => false,
+    };
+
+    public static TheoryData<int, int, int, int, int, GemmMode, SimdPath?> Shapes()
+    {
+        var d = new TheoryData<int, int, int, int, int, GemmMode, SimdPath?>();
+        foreach (var path in new SimdPath?[] { null, SimdPath.V256 })
+            foreach (var mode in Enum.GetValues<GemmMode>())
+            {
+                d.Add(512, 384, 1024, 384, 1, mode, path);  // TerDiT-S at batch 2
+                d.Add(512, 384, 1024, 384, 2, mode, path);
+                d.Add(100, 100, 48, 17, 2, mode, path);     // token tail, K and F padded to 128, a row tail past 16
+                d.Add(37, 257, 256, 64, 1, mode, path);
+                d.Add(64, 128, 16, 5, 2, mode, path);
+                d.Add(64, 128, mode == GemmMode.A8 ? 1024 : 2048, 8, 2, mode, path); // the largest F within MaxFusedGateBytes at 512 bits
+            }
         return d;
     }
 
     [Theory]
     [MemberData(nameof(Shapes))]
-    public void Fused_EqualsTheThreeStepSequence_BitForBit(int m, int k, int f, int d, int threads, GemmMode mode)
+    public void Fused_EqualsTheThreeStepSequence_BitForBit(int m, int k, int f, int d, int threads, GemmMode mode, SimdPath? path)
     {
+        if (path is SimdPath p && !SimdPaths.IsSupported(p)) return; // that width is switched off in this run
         var c = Make(m, k, f, d, seed: m + k + f + d);
         Array.Clear(c.X, 3 * k, k);                 // a zero token: zero gate (A8: scale 0)
         c.X[5 * k + 7] = float.NaN;                 // a poisoned token: NaN outputs (A8: like the scalar quantizer's)
-        var options = new TernaryGemmOptions(threads);
+        var options = new TernaryGemmOptions(threads, path);
         var y = new float[m * d];
         Array.Fill(y, -7f);
         bool fused = TernaryGemm.TrySwiGlu(c.X, m, c.W13, c.W2, y, mode, options);
-        Assert.Equal(FusionAvailable, fused);
+        Assert.Equal(FusionAvailable(path), fused);
         if (!fused)
         {
             Assert.All(y, v => Assert.Equal(-7f, v)); // nothing written
@@ -72,18 +80,19 @@ public class TernarySwiGluTests
     }
 
     [Theory]
-    [InlineData(4, 128, 32, 8, 1, null, GemmMode.A8)]             // few tokens: the GEMV path is faster
-    [InlineData(8, 128, 32, 8, 1, null, GemmMode.Exact)]          // few tokens: narrower tables
-    [InlineData(40, 128, 32, 8, 4, null, GemmMode.A8)]            // 2 blocks for 4 threads: the unfused GEMMs split rows
+    [InlineData(4, 128, 32, 8, 1, SimdPath.V512, GemmMode.A8)]    // few tokens: the GEMV path is faster
+    [InlineData(8, 128, 32, 8, 1, SimdPath.V512, GemmMode.Exact)] // few tokens: narrower tables
+    [InlineData(40, 128, 32, 8, 4, null, GemmMode.A8)]            // 2–3 blocks for 4 threads: the unfused GEMMs split rows
     [InlineData(64, 128, 24, 8, 1, null, GemmMode.Exact)]         // F not a multiple of 16
-    [InlineData(64, 128, 32, 8, 1, SimdPath.V256, GemmMode.A8)]   // not the AVX-512 path
-    [InlineData(64, 128, 1040, 8, 1, null, GemmMode.A8)]          // a block's w1/w3 sums past MaxFusedGateBytes
-    [InlineData(64, 128, 2064, 8, 1, null, GemmMode.Exact)]
+    [InlineData(64, 128, 32, 8, 1, SimdPath.V128, GemmMode.A8)]   // no in-register transposes at 128 bits
+    [InlineData(64, 128, 1040, 8, 1, SimdPath.V512, GemmMode.A8)] // a block's w1/w3 sums past MaxFusedGateBytes
+    [InlineData(64, 128, 2064, 8, 1, SimdPath.V512, GemmMode.Exact)]
     public void DeclinesWhereFusionIsNotTheFastPath_AndWritesNothing(int m, int k, int f, int d, int threads, SimdPath? path, GemmMode mode)
     {
         var c = Make(m, k, f, d, seed: 3);
         var y = new float[m * d];
         Array.Fill(y, -7f);
+        if (path is SimdPath p && !SimdPaths.IsSupported(p)) return; // that width is switched off in this run
         Assert.False(TernaryGemm.TrySwiGlu(c.X, m, c.W13, c.W2, y, mode, new TernaryGemmOptions(threads, path)));
         Assert.All(y, v => Assert.Equal(-7f, v));
     }
