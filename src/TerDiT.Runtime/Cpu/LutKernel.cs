@@ -28,7 +28,7 @@ internal static unsafe class LutKernel
     public static void Accumulate<TV, TE, TL>(TE* xT, TernaryGemm.Segment* segments, int segmentCount, int rowBytes, int n0, int n1, TE* lut, int chunk, byte* acc)
         where TV : unmanaged where TE : unmanaged where TL : ILanes<TV, TE>
     {
-        int l = TL.Count;
+        int l = TL.Count, vl = l / TL.Vectors;
         int accStride = l * 4;
         // Table layout [code][position in chunk][L]: with an odd row stride the 81 live codes of
         // consecutive positions spread over all cache sets (a [position][code] layout would map
@@ -39,13 +39,19 @@ internal static unsafe class LutKernel
         {
             int groups = Math.Min(chunk, rowBytes - p0);
             bool add = p0 > 0; // the first chunk's sums replace the accumulators: no clearing needed
-            for (int g = 0; g < groups; g++) Tabulate<TV, TE, TL>(xT, p0 + g, lut + (nint)g * l, stride);
+            for (int g = 0; g < groups; g++)
+                for (int v = 0; v < TL.Vectors; v++) Tabulate<TV, TE, TL>(xT + v * vl, p0 + g, lut + (nint)g * l + v * vl, stride);
             for (int si = 0; si < segmentCount; si++)
             {
                 var seg = segments[si];
                 int sa = Math.Max(n0, seg.Row0), sb = Math.Min(n1, seg.Row0 + seg.Rows);
                 byte* w = seg.W - (nint)seg.Row0 * rowBytes; // stacked row n at w + n · rowBytes
                 int n = sa;
+                if (TL.Vectors == 2)
+                {
+                    SweepPairs<TV, TE, TL>(w, rowBytes, p0, groups, sa, sb, n0, lut, codeStride, acc, add);
+                    continue;
+                }
                 for (; n + 8 <= sb; n += 8)
                 {
                     byte* w0 = w + (nint)n * rowBytes + p0;
@@ -79,6 +85,55 @@ internal static unsafe class LutKernel
                     TL.Flush(a0, acc + (nint)(n - n0) * accStride, add);
                 }
             }
+        }
+    }
+
+    /// <summary>
+    /// The sweep over rows [sa, sb) for entries of two vectors (<see cref="ILanes{TV, TE}.Vectors"/> = 2):
+    /// 4 rows a pass (8 accumulators), each lookup's one address feeding both halves. Same entries in the
+    /// same order as the one-vector sweep.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void SweepPairs<TV, TE, TL>(byte* w, int rowBytes, int p0, int groups, int sa, int sb, int n0, TE* lut, nint codeStride, byte* acc, bool add)
+        where TV : unmanaged where TE : unmanaged where TL : ILanes<TV, TE>
+    {
+        int l = TL.Count, half = l / 2 * sizeof(TE), accStride = l * 4, accHalf = l / 2 * 4;
+        nint rb = rowBytes;
+        int n = sa;
+        for (; n + 4 <= sb; n += 4)
+        {
+            byte* w0 = w + (nint)n * rowBytes + p0;
+            TV a0 = TL.Zero, b0 = TL.Zero, a1 = TL.Zero, b1 = TL.Zero, a2 = TL.Zero, b2 = TL.Zero, a3 = TL.Zero, b3 = TL.Zero;
+            byte* t = (byte*)lut;
+            byte* end = w0 + groups;
+            for (byte* r = w0; r < end; r++, t += l * sizeof(TE))
+            {
+                byte* e0 = t + r[0] * codeStride, e1 = t + r[rb] * codeStride, e2 = t + r[2 * rb] * codeStride, e3 = t + r[3 * rb] * codeStride;
+                a0 = TL.Add(a0, TL.Load((TE*)e0)); b0 = TL.Add(b0, TL.Load((TE*)(e0 + half)));
+                a1 = TL.Add(a1, TL.Load((TE*)e1)); b1 = TL.Add(b1, TL.Load((TE*)(e1 + half)));
+                a2 = TL.Add(a2, TL.Load((TE*)e2)); b2 = TL.Add(b2, TL.Load((TE*)(e2 + half)));
+                a3 = TL.Add(a3, TL.Load((TE*)e3)); b3 = TL.Add(b3, TL.Load((TE*)(e3 + half)));
+            }
+            byte* d = acc + (nint)(n - n0) * accStride;
+            TL.Flush(a0, d, add); TL.Flush(b0, d + accHalf, add);
+            TL.Flush(a1, d + accStride, add); TL.Flush(b1, d + accStride + accHalf, add);
+            TL.Flush(a2, d + 2 * accStride, add); TL.Flush(b2, d + 2 * accStride + accHalf, add);
+            TL.Flush(a3, d + 3 * accStride, add); TL.Flush(b3, d + 3 * accStride + accHalf, add);
+        }
+        for (; n < sb; n++)
+        {
+            byte* w0 = w + (nint)n * rowBytes + p0;
+            TV a0 = TL.Zero, b0 = TL.Zero;
+            byte* t = (byte*)lut;
+            for (int g = 0; g < groups; g++, t += l * sizeof(TE))
+            {
+                byte* e = t + w0[g] * codeStride;
+                a0 = TL.Add(a0, TL.Load((TE*)e));
+                b0 = TL.Add(b0, TL.Load((TE*)(e + half)));
+            }
+            byte* d = acc + (nint)(n - n0) * accStride;
+            TL.Flush(a0, d, add);
+            TL.Flush(b0, d + accHalf, add);
         }
     }
 

@@ -15,7 +15,7 @@ public static unsafe partial class TernaryGemm
     /// <see cref="Elementwise.SwiGluGate"/>, <c>Multiply(·, w2)</c> (same products, same A8
     /// quantization, same sums). Shapes: x (m, K), <paramref name="w13"/> = [w1; w3], each (F, K),
     /// <paramref name="w2"/> (D, F), y (m, D); no biases. Runs only where that fusion is the fast
-    /// path — AVX-512 (blocks of 16 tokens in Exact, 32 in A8) or AVX2 (8, 16), F a multiple of 16,
+    /// path — AVX-512 or AVX2 (blocks of 16 tokens in Exact, 32 in A8), F a multiple of 16,
     /// a block's w1/w3 sums within <see cref="MaxFusedGateBytes"/>,
     /// more tokens than the few-token kernels take and at least one block per thread — and returns
     /// false without writing anything otherwise.
@@ -40,9 +40,9 @@ public static unsafe partial class TernaryGemm
         var path = options.Path ?? SimdPaths.Best;
         bool wide = path == SimdPath.V512 && Avx512F.IsSupported;
         if (!wide && !(path == SimdPath.V256 && Avx2.IsSupported)) return false;
-        int f = w2.Cols, lanes = (a8 ? 2 : 1) * (wide ? 16 : 8), blocks = (m + lanes - 1) / lanes;
+        int f = w2.Cols, lanes = a8 ? 32 : 16, blocks = (m + lanes - 1) / lanes;
         // Dispatch sends fewer tokens than these to the GEMV (A8) or narrower-table (Exact) kernels.
-        int fewTokens = !wide ? 0 : a8 ? TernaryGemv.MaxTokens : 8;
+        int fewTokens = a8 ? (wide ? TernaryGemv.MaxTokens : 0) : 8;
         if (f % 16 != 0 || m <= fewTokens || blocks < threads || 2L * f * lanes * 4 > MaxFusedGateBytes) return false;
 
         var pins = new[] { w13.Parts[0].Data.Pin(), w13.Parts[1].Data.Pin(), w2.Data.Pin() };
@@ -62,8 +62,8 @@ public static unsafe partial class TernaryGemm
                     {
                         case (true, true): SwiGluBlock<Vector512<short>, short, S512>(up, down, b * lanes, GemmMode.A8); break;
                         case (true, false): SwiGluBlock<Vector512<float>, float, F512>(up, down, b * lanes, GemmMode.Exact); break;
-                        case (false, true): SwiGluBlock<Vector256<short>, short, S256>(up, down, b * lanes, GemmMode.A8); break;
-                        case (false, false): SwiGluBlock<Vector256<float>, float, F256>(up, down, b * lanes, GemmMode.Exact); break;
+                        case (false, true): SwiGluBlock<Vector256<short>, short, S256x2>(up, down, b * lanes, GemmMode.A8); break;
+                        case (false, false): SwiGluBlock<Vector256<float>, float, F256x2>(up, down, b * lanes, GemmMode.Exact); break;
                     }
                 }
                 if (threads == 1)
@@ -109,24 +109,25 @@ public static unsafe partial class TernaryGemm
 
         // w1 and w3 over the block's tokens, as RunItem does for the stack [w1; w3].
         new Span<float>(scales1, l).Clear(); // A8 tokens past mCount: zero sums times a zero scale
-        if (!LoadTransposed<TV, TE>(xT1, up.X + (nint)m0 * up.K, up.K, mCount, kp1, scales1))
+        if (!LoadTransposed<TE, TL>(xT1, up.X + (nint)m0 * up.K, up.K, mCount, kp1, scales1))
             LoadScalar(up, mode, m0, mCount, l, xT1, (long)kp1 * l * size, scales1, q);
         LutKernel.Accumulate<TV, TE, TL>(xT1, up.Segments, 2, up.RowBytes, 0, up.N, lut, chunk, acc1);
 
         float alpha1 = up.Segments[0].Alpha, alpha3 = up.Segments[1].Alpha;
-        switch (mode, l)
+        bool wide = typeof(TL) == typeof(F512) || typeof(TL) == typeof(S512);
+        switch (mode, wide)
         {
-            case (GemmMode.Exact, 16): GateExact(acc1, down.K, alpha1, alpha3, (float*)xT2); break;
-            case (GemmMode.Exact, _): GateExact8(acc1, down.K, alpha1, alpha3, (float*)xT2); break;
-            case (_, 32): GateA8(acc1, down.K, alpha1, alpha3, scales1, mCount, (short*)xT2, scales2); break;
-            default: GateA8x16(acc1, down.K, alpha1, alpha3, scales1, mCount, (short*)xT2, scales2); break;
+            case (GemmMode.Exact, true): GateExact(acc1, down.K, alpha1, alpha3, (float*)xT2); break;
+            case (GemmMode.Exact, false): GateExact8(acc1, down.K, alpha1, alpha3, (float*)xT2); break;
+            case (_, true): GateA8(acc1, down.K, alpha1, alpha3, scales1, mCount, (short*)xT2, scales2); break;
+            default: GateA8x8(acc1, down.K, alpha1, alpha3, scales1, mCount, (short*)xT2, scales2); break;
         }
         new Span<byte>((byte*)xT2 + (nint)down.K * l * size, (kp2 - down.K) * l * size).Clear();
 
         // w2 and the output rows.
         LutKernel.Accumulate<TV, TE, TL>(xT2, down.Segments, 1, down.RowBytes, 0, down.N, lut, chunk, acc2);
         float alpha = down.Segments[0].Alpha;
-        int nFast = StoreTransposed<TV>(down, mode == GemmMode.A8, acc2, l, m0, mCount, 0, 0, down.N, alpha, down.Y, down.N, scales2);
+        int nFast = StoreTransposed<TL>(down, mode == GemmMode.A8, acc2, l, m0, mCount, 0, 0, down.N, alpha, down.Y, down.N, scales2);
         StoreScalar(down, mode, acc2, l, m0, mCount, 0, nFast, down.N, alpha, down.Y, down.N, scales2);
     }
 

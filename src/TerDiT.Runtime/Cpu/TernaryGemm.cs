@@ -93,13 +93,13 @@ public static unsafe partial class TernaryGemm
         fixed (float* px = x, py = y, pb = bias)
         {
             var job = new Job(px, m, rows, cols, rowBytes, segments, segmentCount, py, bias.IsEmpty ? null : pb);
-            if (path == SimdPath.V512 && m <= TernaryGemv.MaxTokens)
+            if (path is SimdPath.V512 or SimdPath.V256 && m <= TernaryGemv.MaxTokens)
             {
                 // Few tokens: A8 decodes weights instead of tabulating (bit-identical, integer sums);
                 // Exact narrows the tables to 4 or 8 token lanes, which gives every token the same
                 // bits as the 16-lane kernel (same entries, same summation order), so a token's
                 // result never depends on how many others share the call.
-                if (mode == GemmMode.A8 && Avx512F.IsSupported && cols <= TernaryGemv.MaxA8Cols)
+                if (mode == GemmMode.A8 && path == SimdPath.V512 && Avx512F.IsSupported && cols <= TernaryGemv.MaxA8Cols)
                 {
                     RunGemv(job, threads);
                     return;
@@ -110,10 +110,11 @@ public static unsafe partial class TernaryGemm
             switch (path, mode)
             {
                 case (SimdPath.V512, GemmMode.Exact): Run<Vector512<float>, float, F512>(job, threads, mode); break;
-                case (SimdPath.V256, GemmMode.Exact): Run<Vector256<float>, float, F256>(job, threads, mode); break;
+                case (SimdPath.V256, GemmMode.Exact) when m <= 8: Run<Vector256<float>, float, F256>(job, threads, mode); break;
+                case (SimdPath.V256, GemmMode.Exact): Run<Vector256<float>, float, F256x2>(job, threads, mode); break;
                 case (SimdPath.V128, GemmMode.Exact): Run<Vector128<float>, float, F128>(job, threads, mode); break;
                 case (SimdPath.V512, GemmMode.A8): Run<Vector512<short>, short, S512>(job, threads, mode); break;
-                case (SimdPath.V256, GemmMode.A8): Run<Vector256<short>, short, S256>(job, threads, mode); break;
+                case (SimdPath.V256, GemmMode.A8): Run<Vector256<short>, short, S256x2>(job, threads, mode); break;
                 case (SimdPath.V128, GemmMode.A8): Run<Vector128<short>, short, S128>(job, threads, mode); break;
             }
         }
@@ -246,7 +247,7 @@ public static unsafe partial class TernaryGemm
         sbyte* q = (sbyte*)(scales + l);   // A8: (mCount, K) quantized rows
         // AVX-512 and AVX2 paths transpose 16×16 / 8×8 tiles in registers; the others (and A8 blocks
         // holding a zero or non-finite row) go element by element.
-        if (!LoadTransposed<TV, TE>(xT, job.X + (nint)m0 * job.K, job.K, mCount, kp, scales))
+        if (!LoadTransposed<TE, TL>(xT, job.X + (nint)m0 * job.K, job.K, mCount, kp, scales))
             LoadScalar(job, mode, m0, mCount, l, xT, xtBytes, scales, q);
 
         LutKernel.Accumulate<TV, TE, TL>(xT, job.Segments, job.SegmentCount, job.RowBytes, n0, n1, lut, chunk, acc);
@@ -258,7 +259,7 @@ public static unsafe partial class TernaryGemm
             int a = Math.Max(n0, seg.Row0), b = Math.Min(n1, seg.Row0 + seg.Rows);
             if (a >= b) continue;
             float* ys = job.Y + (nint)(job.M - 1) * seg.Row0; // element (t, n) at ys + t · Rows_s + n
-            int nFast = StoreTransposed<TV>(job, mode == GemmMode.A8, acc, l, m0, mCount, n0, a, b, seg.Alpha, ys, seg.Rows, scales);
+            int nFast = StoreTransposed<TL>(job, mode == GemmMode.A8, acc, l, m0, mCount, n0, a, b, seg.Alpha, ys, seg.Rows, scales);
             StoreScalar(job, mode, acc, l, m0, mCount, n0, nFast, b, seg.Alpha, ys, seg.Rows, scales);
         }
     }
