@@ -100,25 +100,32 @@ internal static unsafe class LutKernel
         int l = TL.Count, half = l / 2 * sizeof(TE), accStride = l * 4, accHalf = l / 2 * 4;
         nint rb = rowBytes;
         int n = sa;
-        for (; n + 4 <= sb; n += 4)
+        for (; n + 6 <= sb; n += 6)
         {
             byte* w0 = w + (nint)n * rowBytes + p0;
             TV a0 = TL.Zero, b0 = TL.Zero, a1 = TL.Zero, b1 = TL.Zero, a2 = TL.Zero, b2 = TL.Zero, a3 = TL.Zero, b3 = TL.Zero;
+            TV a4 = TL.Zero, b4 = TL.Zero, a5 = TL.Zero, b5 = TL.Zero;
             byte* t = (byte*)lut;
             byte* end = w0 + groups;
             for (byte* r = w0; r < end; r++, t += l * sizeof(TE))
             {
+                byte* r4 = r + 4 * rb;
                 byte* e0 = t + r[0] * codeStride, e1 = t + r[rb] * codeStride, e2 = t + r[2 * rb] * codeStride, e3 = t + r[3 * rb] * codeStride;
+                byte* e4 = t + r4[0] * codeStride, e5 = t + r4[rb] * codeStride;
                 a0 = TL.Add(a0, TL.Load((TE*)e0)); b0 = TL.Add(b0, TL.Load((TE*)(e0 + half)));
                 a1 = TL.Add(a1, TL.Load((TE*)e1)); b1 = TL.Add(b1, TL.Load((TE*)(e1 + half)));
                 a2 = TL.Add(a2, TL.Load((TE*)e2)); b2 = TL.Add(b2, TL.Load((TE*)(e2 + half)));
                 a3 = TL.Add(a3, TL.Load((TE*)e3)); b3 = TL.Add(b3, TL.Load((TE*)(e3 + half)));
+                a4 = TL.Add(a4, TL.Load((TE*)e4)); b4 = TL.Add(b4, TL.Load((TE*)(e4 + half)));
+                a5 = TL.Add(a5, TL.Load((TE*)e5)); b5 = TL.Add(b5, TL.Load((TE*)(e5 + half)));
             }
             byte* d = acc + (nint)(n - n0) * accStride;
             TL.Flush(a0, d, add); TL.Flush(b0, d + accHalf, add);
             TL.Flush(a1, d + accStride, add); TL.Flush(b1, d + accStride + accHalf, add);
             TL.Flush(a2, d + 2 * accStride, add); TL.Flush(b2, d + 2 * accStride + accHalf, add);
             TL.Flush(a3, d + 3 * accStride, add); TL.Flush(b3, d + 3 * accStride + accHalf, add);
+            TL.Flush(a4, d + 4 * accStride, add); TL.Flush(b4, d + 4 * accStride + accHalf, add);
+            TL.Flush(a5, d + 5 * accStride, add); TL.Flush(b5, d + 5 * accStride + accHalf, add);
         }
         for (; n < sb; n++)
         {
