@@ -14,8 +14,8 @@ namespace TerDiT.Bench;
 /// Per sampling step, ONNX Runtime (fp32 and int8 graphs from <see cref="OnnxExport"/>) against the
 /// runtime (Exact and A8) on the same random packed model, at 2·images rows. Each contender runs in
 /// its own child process (so its peak resident set, VmHWM, is its own), loaded and warmed up once;
-/// then rounds in which every contender in turn (the order rotating each round) runs
-/// <c>--steps</c> timed steps, after a pause that lets the previous one's idle threads stop spinning.
+/// then rounds in which every contender in turn (the order rotating each round) runs timed steps
+/// for <c>--turn-seconds</c> (at least one), after a pause that lets the previous one's idle threads stop spinning.
 /// Medians and ranges over all rounds; the machine's drift falls on every contender alike.
 /// </summary>
 static class CpuPeersBench
@@ -29,7 +29,7 @@ static class CpuPeersBench
         double load0 = LoadAverage();
         var rows = new JsonArray();
         var samples = new JsonArray();
-        Console.WriteLine($"cpu: {CpuModel()}, our SIMD: {o.Simd}, threads: {o.Threads}, rounds: {o.Rounds} × {o.Steps} steps");
+        Console.WriteLine($"cpu: {CpuModel()}, our SIMD: {o.Simd}, threads: {o.Threads}, rounds: {o.Rounds}, turns of {o.TurnSeconds} s (at least one step)");
         foreach (var preset in o.Presets)
         {
             var config = Presets.Get(preset);
@@ -48,26 +48,35 @@ static class CpuPeersBench
                     foreach (var impl in Contenders.Names)   // started one after another: loading never overlaps another's warm-up
                         children[impl] = ChildProcess.Start(o, impl, tdit, fp32, int8, images);
                     var times = Contenders.Names.ToDictionary(i => i, _ => new List<double>());
+                    var cpuTimes = Contenders.Names.ToDictionary(i => i, _ => new List<double>());
                     for (int round = 0; round < o.Rounds; round++)
                         for (int j = 0; j < Contenders.Names.Length; j++)
                         {
                             string impl = Contenders.Names[(j + round) % Contenders.Names.Length];
                             Thread.Sleep(TimeSpan.FromSeconds(PauseSeconds));
-                            times[impl].AddRange(children[impl].Time(o.Steps));
+                            var (wall, cpu) = children[impl].Time(o.TurnSeconds);
+                            times[impl].AddRange(wall);
+                            cpuTimes[impl].AddRange(cpu);
                         }
                     foreach (var impl in Contenders.Names)
                     {
                         double rssMb = children[impl].Quit() / 1024.0;
                         var ms = times[impl].Select(t => t * 1e3).Order().ToArray();
+                        var cpuMs = cpuTimes[impl].Select(t => t * 1e3).Order().ToArray();
                         double median = Median(ms);
                         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                            $"{preset,-12} {images,2} images  {impl,-10} {median,9:F1} ms/step  [{ms[0]:F1} – {ms[^1]:F1}]  peak RSS {rssMb,7:F0} MB"));
+                            $"{preset,-12} {images,2} images  {impl,-10} {median,9:F1} ms/step  [{ms[0]:F1} – {ms[^1]:F1}]  CPU {Median(cpuMs),9:F1} ms  peak RSS {rssMb,7:F0} MB"));
                         rows.Add(new JsonObject
                         {
                             ["model"] = preset, ["images"] = images, ["impl"] = impl,
                             ["ms_per_step"] = Math.Round(median, 2), ["peak_rss_mb"] = Math.Round(rssMb, 1),
                         });
-                        samples.Add(new JsonObject { ["model"] = preset, ["images"] = images, ["impl"] = impl, ["ms"] = new JsonArray(ms.Select(m => (JsonNode)Math.Round(m, 2)).ToArray()) });
+                        samples.Add(new JsonObject
+                        {
+                            ["model"] = preset, ["images"] = images, ["impl"] = impl,
+                            ["ms"] = new JsonArray(ms.Select(m => (JsonNode)Math.Round(m, 2)).ToArray()),
+                            ["cpu_ms_median"] = Math.Round(Median(cpuMs), 2),
+                        });
                     }
                     PrintRatios(preset, images, rows);
                 }
@@ -84,12 +93,13 @@ static class CpuPeersBench
             ["command"] = "dotnet run --project bench/TerDiT.Bench -c Release -- cpu-peers " + string.Join(" ", args),
             ["cpu_detail"] = CpuDetail(),
             ["ort_isa"] = "ONNX Runtime's MLAS picks its kernels from CPUID at load and has no run-time switch: on this machine it runs its widest (AVX-512, VNNI where present) whatever the simd field says",
-            ["step"] = "one forward of the model at batch 2·images (classifier-free guidance), inputs fixed; each contender in its own process",
-            ["threads"] = o.Threads, ["rounds"] = o.Rounds, ["steps_per_round"] = o.Steps,
+            ["step"] = "one forward of the model at batch 2·images (classifier-free guidance), inputs fixed; each contender in its own process; "
+                + "ms_per_step is the median wall time over all rounds, samples[].ms every step sorted, cpu_ms_median the process CPU time a step (less sensitive to other tenants; includes idle threads' spinning)",
+            ["threads"] = o.Threads, ["rounds"] = o.Rounds, ["turn_seconds"] = o.TurnSeconds,
             ["date"] = DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm 'UTC'", CultureInfo.InvariantCulture),
             ["load_average"] = new JsonArray(load0, LoadAverage()),
             ["rows"] = rows,
-            ["samples_ms"] = samples,
+            ["samples"] = samples,
         };
         if (o.Out is not null)
         {
@@ -110,24 +120,34 @@ static class CpuPeersBench
 
     static double Median(double[] sorted) => sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
 
-    /// <summary>The child side: load the contender, warm up, print "ready"; then "run K" → "times s1 … sK", "quit" → "rss KB".</summary>
+    /// <summary>
+    /// The child side: load the contender, warm up, print "ready"; then "run S" → steps for S seconds (at
+    /// least one), "times" with their wall and CPU seconds; "quit" → "rss KB" (VmHWM).
+    /// </summary>
     public static int Child(string[] args)
     {
         if (args.Length != 6) throw new ArgumentException("child IMPL TDIT ONNX_FP32 ONNX_INT8 IMAGES THREADS");
         using var contender = Contenders.Create(args[0], args[1], args[2], args[3], int.Parse(args[4], CultureInfo.InvariantCulture), int.Parse(args[5], CultureInfo.InvariantCulture));
         double last = 0;
         var watch = Stopwatch.StartNew();
-        for (int i = 0; i < 2 || watch.Elapsed.TotalSeconds < WarmupSeconds; i++) last = Timed(contender);
+        // Warm-up: WarmupSeconds, and two steps (one, for steps longer than that) so tiered compilation has settled.
+        for (int i = 0; i < (last > WarmupSeconds ? 1 : 2) || watch.Elapsed.TotalSeconds < WarmupSeconds; i++) last = Timed(contender);
         Console.WriteLine("ready");
         for (string? line; (line = Console.ReadLine()) != null;)
         {
             if (line == "quit") break;
-            int steps = int.Parse(line["run ".Length..], CultureInfo.InvariantCulture);
+            double seconds = double.Parse(line["run ".Length..], CultureInfo.InvariantCulture);
             // Short steps re-warm for a moment (after idle seconds the cores run the first steps slower).
             for (watch.Restart(); last < RewarmSeconds && watch.Elapsed.TotalSeconds < RewarmSeconds;) contender.Step();
-            var times = new double[steps];
-            for (int i = 0; i < steps; i++) last = times[i] = Timed(contender);
-            Console.WriteLine("times " + string.Join(" ", times.Select(t => t.ToString("R", CultureInfo.InvariantCulture))));
+            var wall = new List<double>();
+            var cpu = new List<double>();
+            for (watch.Restart(); wall.Count == 0 || watch.Elapsed.TotalSeconds < seconds;)
+            {
+                var cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
+                wall.Add(last = Timed(contender));
+                cpu.Add((Process.GetCurrentProcess().TotalProcessorTime - cpu0).TotalSeconds);
+            }
+            Console.WriteLine("times " + string.Join(" ", wall.Concat(cpu).Select(t => t.ToString("R", CultureInfo.InvariantCulture))));
         }
         Console.WriteLine("rss " + PeakRssKb());
         return 0;
@@ -190,10 +210,12 @@ static class CpuPeersBench
             return line.StartsWith(prefix) ? line[prefix.Length..].Trim() : throw new InvalidOperationException($"contender said '{line}', expected '{prefix}'");
         }
 
-        public double[] Time(int steps)
+        /// <summary>Wall seconds and process CPU seconds of each step of a turn: steps for <paramref name="seconds"/>, at least one.</summary>
+        public (double[] Wall, double[] Cpu) Time(double seconds)
         {
-            _p.StandardInput.WriteLine($"run {steps}");
-            return Expect("times").Split(' ').Select(s => double.Parse(s, CultureInfo.InvariantCulture)).ToArray();
+            _p.StandardInput.WriteLine(string.Create(CultureInfo.InvariantCulture, $"run {seconds}"));
+            var t = Expect("times").Split(' ').Select(s => double.Parse(s, CultureInfo.InvariantCulture)).ToArray();
+            return (t[..(t.Length / 2)], t[(t.Length / 2)..]);
         }
 
         public long Quit()
@@ -211,11 +233,11 @@ static class CpuPeersBench
         }
     }
 
-    sealed record Options(string[] Presets, int[] Images, int Threads, int Rounds, int Steps, string Simd, string Work, string? Out)
+    sealed record Options(string[] Presets, int[] Images, int Threads, int Rounds, double TurnSeconds, string Simd, string Work, string? Out)
     {
         public static Options Parse(string[] args)
         {
-            var o = new Options(["TerDiT-S", "TerDiT-600M"], [1, 4, 10], 2, 3, 2, "native", Path.Combine(Path.GetTempPath(), "terdit-cpu-peers"), null);
+            var o = new Options(["TerDiT-S", "TerDiT-600M"], [1, 4, 10], 2, 3, 2.0, "native", Path.Combine(Path.GetTempPath(), "terdit-cpu-peers"), null);
             for (int i = 0; i < args.Length; i += 2)
             {
                 if (i + 1 >= args.Length) throw new ArgumentException($"{args[i]} needs a value");
@@ -227,7 +249,7 @@ static class CpuPeersBench
                     "--images" => o with { Images = v.Split(',').Select(s => int.TryParse(s, out int n) && n > 0 ? n : throw new ArgumentException($"--images: '{s}' is not a positive integer")).ToArray() },
                     "--threads" => o with { Threads = Int() },
                     "--rounds" => o with { Rounds = Int() },
-                    "--steps" => o with { Steps = Int() },
+                    "--turn-seconds" => o with { TurnSeconds = double.TryParse(v, CultureInfo.InvariantCulture, out double t) && t >= 0 ? t : throw new ArgumentException($"--turn-seconds must be ≥ 0, not '{v}'") },
                     "--simd" => o with { Simd = v is "native" or "avx2" ? v : throw new ArgumentException($"--simd is native or avx2, not '{v}'") },
                     "--work" => o with { Work = v },
                     "--out" => o with { Out = v },
