@@ -75,19 +75,36 @@ public static unsafe class FloatGemm
 
     /// <summary>
     /// <c>panel[r · 16 + j] = w[j · ldw + r]</c> for j in [0, 16) and r below the last multiple of 16
-    /// not above k, with AVX-512 (else nothing); returns the first r left to the caller.
+    /// (AVX-512: 16×16 tiles) or 8 (AVX2: two 8×8 tiles a step) not above k, else nothing; returns the
+    /// first r left to the caller.
     /// </summary>
     static int TransposeTiles(ReadOnlySpan<float> w, int ldw, int k, Span<float> panel)
     {
-        if (!Avx512F.IsSupported) return 0;
-        Vector512<float>* rows = stackalloc Vector512<float>[PanelWidth];
         int r0 = 0;
         fixed (float* pw = w, pp = panel)
-            for (; r0 + PanelWidth <= k; r0 += PanelWidth)
+        {
+            if (Avx512F.IsSupported)
             {
-                for (int j = 0; j < PanelWidth; j++) rows[j] = Vector512.Load(pw + (nint)j * ldw + r0);
-                Transpose16.Run(rows, (Vector512<float>*)(pp + (nint)r0 * PanelWidth));
+                Vector512<float>* rows = stackalloc Vector512<float>[PanelWidth];
+                for (; r0 + PanelWidth <= k; r0 += PanelWidth)
+                {
+                    for (int j = 0; j < PanelWidth; j++) rows[j] = Vector512.Load(pw + (nint)j * ldw + r0);
+                    Transpose16.Run(rows, (Vector512<float>*)(pp + (nint)r0 * PanelWidth));
+                }
             }
+            else if (Avx2.IsSupported)
+            {
+                Vector256<float>* rows = stackalloc Vector256<float>[8];
+                Vector256<float>* cols = stackalloc Vector256<float>[8];
+                for (; r0 + 8 <= k; r0 += 8)
+                    for (int j0 = 0; j0 < PanelWidth; j0 += 8)
+                    {
+                        for (int j = 0; j < 8; j++) rows[j] = Vector256.Load(pw + (nint)(j0 + j) * ldw + r0);
+                        Transpose8.Run(rows, cols);
+                        for (int r = 0; r < 8; r++) cols[r].Store(pp + (nint)(r0 + r) * PanelWidth + j0);
+                    }
+            }
+        }
         return r0;
     }
 
