@@ -90,8 +90,8 @@ internal static unsafe class LutKernel
 
     /// <summary>
     /// The sweep over rows [sa, sb) for entries of two vectors (<see cref="ILanes{TV, TE}.Vectors"/> = 2):
-    /// 4 rows a pass (8 accumulators), each lookup's one address feeding both halves. Same entries in the
-    /// same order as the one-vector sweep.
+    /// 6 rows a pass (12 accumulators: AVX2 has 16 registers), each lookup's one address feeding both
+    /// halves. Same entries in the same order as the one-vector sweep.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static void SweepPairs<TV, TE, TL>(byte* w, int rowBytes, int p0, int groups, int sa, int sb, int n0, TE* lut, nint codeStride, byte* acc, bool add)

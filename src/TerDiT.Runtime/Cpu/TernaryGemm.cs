@@ -10,8 +10,9 @@ namespace TerDiT.Runtime.Cpu;
 /// weights ever materialised. Shapes: x (M, K) row-major fp32, W (N, K) packed, bias (N) or empty,
 /// y (M, N) row-major. Exact: the result equals <see cref="TernaryGemmReference.Exact"/> up to float
 /// summation order. A8: bit-identical to <see cref="TernaryGemmReference.A8"/> on every path.
-/// Vector paths use the lookup-table core <see cref="LutKernel"/> (on <see cref="SimdPath.V512"/> with
-/// few tokens: A8 the decode-and-multiply <see cref="TernaryGemv"/>, Exact narrower tables);
+/// Vector paths use the lookup-table core <see cref="LutKernel"/> (with few tokens: A8 on
+/// <see cref="SimdPath.V512"/> the decode-and-multiply <see cref="TernaryGemv"/>, Exact on
+/// <see cref="SimdPath.V512"/> and <see cref="SimdPath.V256"/> narrower tables);
 /// <see cref="SimdPath.Scalar"/> runs the reference.
 /// </summary>
 public static unsafe partial class TernaryGemm
