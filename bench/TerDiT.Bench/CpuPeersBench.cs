@@ -104,7 +104,7 @@ static class CpuPeersBench
         if (o.Out is not null)
         {
             string temp = o.Out + ".tmp";
-            File.WriteAllText(temp, result.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+            File.WriteAllText(temp, result.ToJsonString(new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }) + "\n");
             File.Move(temp, o.Out, overwrite: true);
             Console.WriteLine($"wrote {o.Out}");
         }

@@ -140,7 +140,7 @@ public sealed class OnnxExportTests : IDisposable
         var (x, t, y) = Inputs(config, 2);
         double err = TestData.RelativeError(RunOnnx(onnx, config, x, t, y), Runtime(file, GemmMode.Exact, x, t, y));
         Assert.True(err < 1e-4, $"relative error {err:E3}");
-        Assert.Equal(["external.onnx", "external.onnx.data", Path.GetFileName(tdit)], Directory.GetFiles(_files.Directory).Select(Path.GetFileName).Order().ToArray()); // no temp files left
+        Assert.Equal(["external.onnx", "external.onnx.data", Path.GetFileName(tdit)], Directory.GetFiles(_files.Directory).Select(f => Path.GetFileName(f)!).Order().ToArray()); // no temp files left
     }
 
     [Fact]
