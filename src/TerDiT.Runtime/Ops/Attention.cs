@@ -128,7 +128,6 @@ public sealed class Attention
     unsafe void ExpCodes(ReadOnlySpan<int> scores, Scratch s, float scale, int ldp)
     {
         int t = _tokens;
-        var limit = Vector512.Create((float)_pvLimit);
         fixed (int* ps = scores)
         fixed (float* keyScales = s.KeyScales, x = s.Row)
         fixed (short* pc = s.PCodes)
@@ -137,30 +136,75 @@ public sealed class Attention
                 int* row = ps + (nint)i * t;
                 short* codes = pc + (nint)i * ldp;
                 float rowScale = scale * s.QScales[i];
-                var vrow = Vector512.Create(rowScale);
-                var vmax = Vector512.Create(float.NegativeInfinity);
-                int j = 0;
-                for (; j + 16 <= t; j += 16)
-                {
-                    var v = Vector512.ConvertToSingle(Vector512.Load(row + j)) * (vrow * Vector512.Load(keyScales + j));
-                    v.Store(x + j);
-                    vmax = Vector512.Max(vmax, v);
-                }
-                float max = Elementwise.MaxAcross(vmax);
+                // Same steps on 16 or 8 lanes (the exponential's bits do not depend on the width).
+                var (j, max) = Vector512.IsHardwareAccelerated ? ScaledRow512(row, keyScales, rowScale, x, t) : ScaledRow256(row, keyScales, rowScale, x, t);
                 for (; j < t; j++) max = MathF.Max(max, x[j] = row[j] * (rowScale * keyScales[j]));
-                var vm = Vector512.Create(max);
-                var sum = Vector512<int>.Zero;
-                for (j = 0; j + 16 <= t; j += 16)
-                {
-                    var c = Int16Gemm.Code(Elementwise.Exp(Vector512.Load(x + j) - vm), limit);
-                    sum += c;
-                    Vector512.Narrow(c, c).GetLower().Store(codes + j);
-                }
-                int total = Vector512.Sum(sum);
+                (j, int total) = Vector512.IsHardwareAccelerated ? Codes512(x, max, codes, t) : Codes256(x, max, codes, t);
                 for (; j < t; j++) total += codes[j] = (short)MathF.Round(MathF.Exp(x[j] - max) * _pvLimit);
                 if (t % 2 != 0) codes[t] = 0;
                 s.Sums[i] = total;
             }
+    }
+
+    /// <summary><c>x_j = row[j] · (rowScale · keyScales[j])</c> for whole vectors of j; returns the first j left and the vectors' max.</summary>
+    static unsafe (int J, float Max) ScaledRow512(int* row, float* keyScales, float rowScale, float* x, int t)
+    {
+        var vrow = Vector512.Create(rowScale);
+        var vmax = Vector512.Create(float.NegativeInfinity);
+        int j = 0;
+        for (; j + 16 <= t; j += 16)
+        {
+            var v = Vector512.ConvertToSingle(Vector512.Load(row + j)) * (vrow * Vector512.Load(keyScales + j));
+            v.Store(x + j);
+            vmax = Vector512.Max(vmax, v);
+        }
+        return (j, Elementwise.MaxAcross(vmax));
+    }
+
+    static unsafe (int J, float Max) ScaledRow256(int* row, float* keyScales, float rowScale, float* x, int t)
+    {
+        var vrow = Vector256.Create(rowScale);
+        var vmax = Vector256.Create(float.NegativeInfinity);
+        int j = 0;
+        for (; j + 8 <= t; j += 8)
+        {
+            var v = Vector256.ConvertToSingle(Vector256.Load(row + j)) * (vrow * Vector256.Load(keyScales + j));
+            v.Store(x + j);
+            vmax = Vector256.Max(vmax, v);
+        }
+        var m = Vector128.Max(vmax.GetLower(), vmax.GetUpper());
+        return (j, MathF.Max(MathF.Max(m.GetElement(0), m.GetElement(1)), MathF.Max(m.GetElement(2), m.GetElement(3))));
+    }
+
+    /// <summary><c>codes[j] = round(exp(x_j − max) · pv)</c> for whole vectors of j; returns the first j left and the codes' sum.</summary>
+    unsafe (int J, int Sum) Codes512(float* x, float max, short* codes, int t)
+    {
+        var vm = Vector512.Create(max);
+        var limit = Vector512.Create((float)_pvLimit);
+        var sum = Vector512<int>.Zero;
+        int j = 0;
+        for (; j + 16 <= t; j += 16)
+        {
+            var c = Int16Gemm.Code(Elementwise.Exp(Vector512.Load(x + j) - vm), limit);
+            sum += c;
+            Vector512.Narrow(c, c).GetLower().Store(codes + j);
+        }
+        return (j, Vector512.Sum(sum));
+    }
+
+    unsafe (int J, int Sum) Codes256(float* x, float max, short* codes, int t)
+    {
+        var vm = Vector256.Create(max);
+        var limit = Vector256.Create((float)_pvLimit);
+        var sum = Vector256<int>.Zero;
+        int j = 0;
+        for (; j + 8 <= t; j += 8)
+        {
+            var c = Vector256.ConvertToInt32(Vector256.Round(Elementwise.Exp(Vector256.Load(x + j) - vm) * limit));
+            sum += c;
+            Vector256.Narrow(c, c).GetLower().Store(codes + j);
+        }
+        return (j, Vector256.Sum(sum));
     }
 
     /// <summary><c>o[c] = codes[c] · scales[c] · inverseSum</c>; <paramref name="o"/> may share memory with <paramref name="codes"/>.</summary>
@@ -170,9 +214,18 @@ public sealed class Attention
         fixed (float* ps = scales, po = o)
         {
             int c = 0;
-            var vs = Vector512.Create(inverseSum);
-            for (; c + 16 <= codes.Length; c += 16)
-                (Vector512.ConvertToSingle(Vector512.Load(pc + c)) * (Vector512.Load(ps + c) * vs)).Store(po + c);
+            if (Vector512.IsHardwareAccelerated)
+            {
+                var vs = Vector512.Create(inverseSum);
+                for (; c + 16 <= codes.Length; c += 16)
+                    (Vector512.ConvertToSingle(Vector512.Load(pc + c)) * (Vector512.Load(ps + c) * vs)).Store(po + c);
+            }
+            else
+            {
+                var vs = Vector256.Create(inverseSum);
+                for (; c + 8 <= codes.Length; c += 8)
+                    (Vector256.ConvertToSingle(Vector256.Load(pc + c)) * (Vector256.Load(ps + c) * vs)).Store(po + c);
+            }
             for (; c < codes.Length; c++) po[c] = pc[c] * (ps[c] * inverseSum);
         }
     }
