@@ -13,7 +13,7 @@ namespace TerDiT.Runtime.Model;
 public sealed class RuntimeModel
 {
     const int FrequencyDim = 256, Half = FrequencyDim / 2;
-    const float NormEps = 1e-5f, FinalNormEps = 1e-6f;
+    internal const float NormEps = 1e-5f, FinalNormEps = 1e-6f;
 
     public TerDiTConfig Config { get; }
     readonly RuntimeOptions _options;
@@ -47,15 +47,22 @@ public sealed class RuntimeModel
         _finalLinear = Full("final_layer.linear", c.PatchSize * c.PatchSize * c.OutChannels, d);
         _labelTable = weights.Full("y_embedder.embedding_table.weight");
 
-        _frequencies = new float[Half];
-        float step = (float)(-Math.Log(10000) / Half); // float32 arange(128) · step, then exp, as the TorchSharp model
-        for (int i = 0; i < Half; i++) _frequencies[i] = MathF.Exp(i * step);
+        _frequencies = TimestepFrequencies();
 
         _blocks = new Block[c.Depth];
         for (int i = 0; i < c.Depth; i++) _blocks[i] = LoadBlock(weights, $"blocks.{i}.");
         _rope = new RopeTable(c.Tokens, c.HeadDim);
         _attention = new Attention(c.Tokens, c.NumHeads, c.HeadDim, _options.Threads,
             _options.Mode == Cpu.GemmMode.A8 ? AttentionArithmetic.Int16 : AttentionArithmetic.Float32);
+    }
+
+    /// <summary>The timestep embedding's 128 frequencies exp(−ln(10000)·i/128), in float32 as the TorchSharp model computes them.</summary>
+    internal static float[] TimestepFrequencies()
+    {
+        var f = new float[Half];
+        float step = (float)(-Math.Log(10000) / Half); // float32 arange(128) · step, then exp
+        for (int i = 0; i < Half; i++) f[i] = MathF.Exp(i * step);
+        return f;
     }
 
     Block LoadBlock(IWeightSource w, string b)

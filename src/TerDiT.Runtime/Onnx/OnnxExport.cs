@@ -2,6 +2,7 @@ using System.Runtime.InteropServices;
 using TerDiT.Runtime.Config;
 using TerDiT.Runtime.Cpu;
 using TerDiT.Runtime.Format;
+using TerDiT.Runtime.Model;
 using TerDiT.Runtime.Ops;
 
 namespace TerDiT.Runtime.Onnx;
@@ -25,7 +26,7 @@ public sealed record OnnxExportResult(string ModelPath, long ModelBytes, string?
 /// <summary>
 /// Writes a packed TerDiT model (<see cref="TditFile"/>) as an ONNX graph (opset
 /// <see cref="Opset"/>, standard operators only) that computes the runtime's forward
-/// (<see cref="Model.RuntimeModel.Forward"/>): inputs <c>x</c> (N, C, H, W) float, <c>t</c> (N) int64
+/// (<see cref="RuntimeModel.Forward"/>): inputs <c>x</c> (N, C, H, W) float, <c>t</c> (N) int64
 /// timestep indices, <c>y</c> (N) int64 labels (NumClasses = null class); output <c>out</c>
 /// (N, OutChannels, H, W). N is symbolic. The time-embedding frequencies and the RoPE tables are
 /// constants, computed as the runtime computes them. Models whose weights exceed
@@ -82,11 +83,9 @@ public static class OnnxExport
         }
     }
 
-    /// <summary>The TerDiT forward as graph nodes; mirrors <see cref="Model.RuntimeModel"/> op by op.</summary>
+    /// <summary>The TerDiT forward as graph nodes; mirrors <see cref="RuntimeModel"/> op by op.</summary>
     sealed class TerDiTGraph(TditFile file, OnnxGraph g, OnnxPrecision precision)
     {
-        const int FrequencyDim = 256, Half = FrequencyDim / 2;
-        const float NormEps = 1e-5f, FinalNormEps = 1e-6f;
         readonly TerDiTConfig c = file.Config;
         readonly Dictionary<string, string> _constants = [];
 
@@ -102,10 +101,8 @@ public static class OnnxExport
             string h = FullLinear(patches, "x_embedder");                                     // (N, T, D)
 
             // Conditioning: [cos, sin](t · freq) (N, 256) → MLP → + label embedding → SiLU (N, cdim).
-            var freq = new float[Half];
-            float step = (float)(-Math.Log(10000) / Half);
-            for (int i = 0; i < Half; i++) freq[i] = MathF.Exp(i * step);
-            string angles = g.Node("Mul", [Unsqueeze(g.Node("Cast", [ts], OnnxAttribute.Int("to", (long)OnnxType.Float)), 1), g.Floats("t_embedder.frequencies", [1, Half], freq)]);
+            float[] freq = RuntimeModel.TimestepFrequencies();
+            string angles = g.Node("Mul", [Unsqueeze(g.Node("Cast", [ts], OnnxAttribute.Int("to", (long)OnnxType.Float)), 1), g.Floats("t_embedder.frequencies", [1, freq.Length], freq)]);
             string features = g.Node("Concat", [g.Node("Cos", [angles]), g.Node("Sin", [angles])], OnnxAttribute.Int("axis", 1));
             string temb = FullLinear(Silu(FullLinear(features, "t_embedder.fc1")), "t_embedder.fc2");
             string yemb = g.Node("Gather", [g.Floats("y_embedder.embedding_table.weight", [c.NumClasses + 1, c.CondDim], Full("y_embedder.embedding_table.weight")), labels], OnnxAttribute.Int("axis", 0));
@@ -117,7 +114,7 @@ public static class OnnxExport
             // Final layer: shift, scale = adaLN(SiLU(c)); LayerNorm without affine; modulate; linear; unpatchify.
             string[] mod = Chunks(FullLinear(siluC, "final_layer.adaLN_modulation"), 2);
             string normed = g.Node("LayerNormalization", [h, g.Floats("final_layer.norm.ones", [d], Enumerable.Repeat(1f, d).ToArray()), g.Floats("final_layer.norm.zeros", [d], new float[d])],
-                OnnxAttribute.Int("axis", -1), OnnxAttribute.Float("epsilon", FinalNormEps));
+                OnnxAttribute.Int("axis", -1), OnnxAttribute.Float("epsilon", RuntimeModel.FinalNormEps));
             string o = FullLinear(Modulate(normed, mod[0], mod[1]), "final_layer.linear");                 // (N, T, p·p·Cout)
             // (N, g, g, p, p, Cout) → (N, Cout, g, p, g, p) → (N, Cout, H, W)
             string image = Reshape(g.Node("Transpose", [Reshape(o, -1, gs, gs, p, p, co)], OnnxAttribute.Ints("perm", 0, 5, 1, 3, 2, 4)), -1, co, c.InputSize, c.InputSize);
@@ -223,13 +220,13 @@ public static class OnnxExport
         {
             float[] w = Full(weightName);
             string ms = g.Node("ReduceMean", [g.Node("Pow", [x, Scalar(2f)])], OnnxAttribute.Ints("axes", -1), OnnxAttribute.Int("keepdims", 1));
-            string normed = g.Node("Div", [x, g.Node("Sqrt", [g.Node("Add", [ms, Scalar(NormEps)])])]);
+            string normed = g.Node("Div", [x, g.Node("Sqrt", [g.Node("Add", [ms, Scalar(RuntimeModel.NormEps)])])]);
             return g.Node("Mul", [normed, g.Floats(weightName, [w.Length], w)]);
         }
 
         string LayerNorm(string x, string name) =>
             g.Node("LayerNormalization", [x, g.Floats(name + ".weight", [c.HiddenSize], Full(name + ".weight")), g.Floats(name + ".bias", [c.HiddenSize], Full(name + ".bias"))],
-                OnnxAttribute.Int("axis", -1), OnnxAttribute.Float("epsilon", NormEps));
+                OnnxAttribute.Int("axis", -1), OnnxAttribute.Float("epsilon", RuntimeModel.NormEps));
 
         /// <summary>adaLN modulate: x · (1 + scale) + shift.</summary>
         string Modulate(string x, string shift, string scale) => g.Node("Add", [g.Node("Mul", [x, g.Node("Add", [scale, Scalar(1f)])]), shift]);
