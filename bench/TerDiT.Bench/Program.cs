@@ -1,7 +1,7 @@
 using TerDiT.Bench;
 
-// terdit-bench cpu-peers [options]   : ONNX Runtime fp32/int8 against the runtime's exact/a8 (CpuPeersBench)
-// terdit-bench child IMPL ...         : one contender in its own process, driven over stdin (CpuPeersBench.Child)
+// TerDiT.Bench cpu-peers [options]   : ONNX Runtime fp32/int8 against the runtime's exact/a8 (CpuPeersBench)
+// TerDiT.Bench child IMPL ...         : one contender in its own process, driven over stdin (CpuPeersBench.Child)
 try
 {
     return args.Length > 0 && args[0] == "child" ? CpuPeersBench.Child(args[1..])
