@@ -5,7 +5,6 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using TerDiT.Runtime.Config;
 using TerDiT.Runtime.Format;
-using TerDiT.Runtime.Model;
 using TerDiT.Runtime.Onnx;
 
 namespace TerDiT.Bench;
@@ -35,7 +34,7 @@ static class CpuPeersBench
             var config = Presets.Get(preset);
             string tdit = Path.Combine(o.Work, preset + ".tdit"), fp32 = Path.Combine(o.Work, preset + ".onnx"), int8 = Path.Combine(o.Work, preset + "-int8.onnx");
             if (!File.Exists(tdit)) RandomModel.Write(config, tdit, seed: 1);
-            using (var file = TditFile.Open(tdit, new TditReadOptions { PackedShape = TditWeightSource.PackedShape }))
+            using (var file = TditFile.Open(tdit))
             {
                 if (!File.Exists(fp32)) OnnxExport.Export(file, fp32, OnnxPrecision.Float32);
                 if (!File.Exists(int8)) OnnxExport.Export(file, int8, OnnxPrecision.Int8);

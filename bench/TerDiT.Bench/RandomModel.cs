@@ -1,7 +1,5 @@
 using TerDiT.Runtime.Config;
-using TerDiT.Runtime.Cpu;
 using TerDiT.Runtime.Format;
-using TerDiT.Runtime.Model;
 
 namespace TerDiT.Bench;
 
@@ -23,10 +21,10 @@ static class RandomModel
             Weights = TditWeights.Random,
             TernaryLayout = TernaryPacking.LayoutName,
         };
-        var decls = TditSchema.Declarations(config, meta.TernaryLayout, TditDType.F16, TditWeightSource.PackedShape).ToList();
+        var decls = TditSchema.Declarations(config, meta.TernaryLayout, TditDType.F16).ToList();
         var specs = ParameterSchema.Enumerate(config).ToDictionary(p => p.Name);
         var rng = new Random(seed);
-        using var w = new TditWriter(path, meta, decls, TditWeightSource.PackedShape);
+        using var w = new TditWriter(path, meta, decls);
         foreach (var d in decls)
         {
             var spec = specs[d.Name];

@@ -36,9 +36,9 @@ public sealed class OnnxExportTests : IDisposable
     {
         var (_, dense, ternary) = ModelTestWeights.RandomWithTrits(config, seed);
         var meta = FormatTestFiles.Metadata(config, TernaryPacking.LayoutName);
-        var decls = TditSchema.Declarations(config, meta.TernaryLayout, TditDType.F32, TditWeightSource.PackedShape).ToList();
+        var decls = TditSchema.Declarations(config, meta.TernaryLayout, TditDType.F32).ToList();
         string path = _files.PathOf($"{config.Name}-{seed}.tdit");
-        using var w = new TditWriter(path, meta, decls, TditWeightSource.PackedShape);
+        using var w = new TditWriter(path, meta, decls);
         foreach (var d in decls)
         {
             if (d.DType == TditDType.U8)
@@ -95,7 +95,7 @@ public sealed class OnnxExportTests : IDisposable
     {
         var config = Variant(variant);
         string tdit = WriteModel(config, 7), onnx = _files.PathOf("fp32.onnx");
-        using var file = TditFile.Open(tdit, new TditReadOptions { PackedShape = TditWeightSource.PackedShape });
+        using var file = TditFile.Open(tdit);
         var result = OnnxExport.Export(file, onnx, OnnxPrecision.Float32);
         Assert.Null(result.DataPath);
         var (x, t, y) = Inputs(config, 3);
@@ -113,7 +113,7 @@ public sealed class OnnxExportTests : IDisposable
     {
         var config = Variant(variant);
         string tdit = WriteModel(config, 7), onnx = _files.PathOf("int8.onnx");
-        using var file = TditFile.Open(tdit, new TditReadOptions { PackedShape = TditWeightSource.PackedShape });
+        using var file = TditFile.Open(tdit);
         OnnxExport.Export(file, onnx, OnnxPrecision.Int8);
         var (x, t, y) = Inputs(config, 3);
         float[] exact = Runtime(file, GemmMode.Exact, x, t, y), a8 = Runtime(file, GemmMode.A8, x, t, y);
@@ -132,7 +132,7 @@ public sealed class OnnxExportTests : IDisposable
     {
         var config = ModelTests.Small;
         string tdit = WriteModel(config, 3), onnx = _files.PathOf("external.onnx");
-        using var file = TditFile.Open(tdit, new TditReadOptions { PackedShape = TditWeightSource.PackedShape });
+        using var file = TditFile.Open(tdit);
         var result = OnnxExport.Export(file, onnx, OnnxPrecision.Float32, externalDataAbove: 0);
         Assert.Equal(onnx + ".data", result.DataPath);
         Assert.True(result.DataBytes > 4L * ParameterSchema.TernaryParameterCount(config)); // the weights are there…
@@ -148,7 +148,7 @@ public sealed class OnnxExportTests : IDisposable
     {
         var config = ModelTests.Small with { Ternary = false };
         string tdit = WriteModel(config, 5);
-        using var file = TditFile.Open(tdit, new TditReadOptions { PackedShape = TditWeightSource.PackedShape });
+        using var file = TditFile.Open(tdit);
         var e = Assert.Throws<ArgumentException>(() => OnnxExport.Export(file, _files.PathOf("int8.onnx"), OnnxPrecision.Int8));
         Assert.Contains("full-precision", e.Message);
         Assert.False(File.Exists(_files.PathOf("int8.onnx")));

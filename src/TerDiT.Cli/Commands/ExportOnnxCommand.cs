@@ -1,6 +1,5 @@
 using System.CommandLine;
 using TerDiT.Runtime.Format;
-using TerDiT.Runtime.Model;
 using TerDiT.Runtime.Onnx;
 
 namespace TerDiT.Cli.Commands;
@@ -20,7 +19,7 @@ static class ExportOnnxCommand
         foreach (var o in new Option[] { model, output, int8 }) command.Add(o);
         command.SetAction(p => CliApp.Guard(p, stdout =>
         {
-            using var file = TditFile.Open(p.GetValue(model)!, new TditReadOptions { PackedShape = TditWeightSource.PackedShape });
+            using var file = TditFile.Open(p.GetValue(model)!);
             var precision = p.GetValue(int8) ? OnnxPrecision.Int8 : OnnxPrecision.Float32;
             var result = OnnxExport.Export(file, p.GetValue(output)!, precision);
             stdout.WriteLine($"{result.ModelPath}: {result.ModelBytes} bytes, {file.Config.Name} ({(precision == OnnxPrecision.Int8 ? "int8" : "fp32")}, opset {OnnxExport.Opset})"

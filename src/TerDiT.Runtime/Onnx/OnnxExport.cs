@@ -1,6 +1,5 @@
 using System.Runtime.InteropServices;
 using TerDiT.Runtime.Config;
-using TerDiT.Runtime.Cpu;
 using TerDiT.Runtime.Format;
 using TerDiT.Runtime.Model;
 using TerDiT.Runtime.Ops;

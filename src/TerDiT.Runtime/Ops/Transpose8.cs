@@ -2,12 +2,12 @@ using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
-namespace TerDiT.Runtime.Cpu;
+namespace TerDiT.Runtime.Ops;
 
 /// <summary>
 /// In-register 8×8 transpose of 32-bit elements with AVX (24 shuffles for 64 elements), the 256-bit
-/// counterpart of <see cref="Transpose16"/> for <see cref="TernaryGemm"/>'s AVX2 paths. Callers check
-/// <see cref="Avx2.IsSupported"/>.
+/// counterpart of <see cref="Transpose16"/>, used by <see cref="FloatGemm"/> and the CPU ternary GEMM
+/// where AVX-512 is absent. Callers check <see cref="Avx2.IsSupported"/>.
 /// </summary>
 internal static unsafe class Transpose8
 {
