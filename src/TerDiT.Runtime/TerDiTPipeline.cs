@@ -78,9 +78,11 @@ public sealed class TerDiTPipeline : IDisposable
     /// <param name="sampler">DDPM (ancestral) or DDIM (eta 0).</param>
     /// <param name="guidance">Classifier-free guidance scale ≥ 0; 1 disables guidance.</param>
     /// <param name="seed">Seed of all noise.</param>
-    /// <param name="progress">Called with (steps done, total steps) over all batches.</param>
+    /// <param name="progress">Told (steps done, total steps) over all batches after each step.</param>
+    /// <param name="cancellationToken">Checked before each model call.</param>
+    /// <exception cref="OperationCanceledException">The token was cancelled.</exception>
     public float[] Sample(IReadOnlyList<int> classes, int perClass, int steps, SamplerKind sampler, double guidance, ulong seed,
-        Action<int, int>? progress = null)
+        IProgress<SamplingProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         if (classes.Count == 0) throw new ArgumentException("no classes to sample");
         if (perClass <= 0) throw new ArgumentOutOfRangeException(nameof(perClass), perClass, "images per class must be ≥ 1");
@@ -93,11 +95,17 @@ public sealed class TerDiTPipeline : IDisposable
         {
             int first = b * _maxBatch, count = Math.Min(_maxBatch, n - first);
             var x0 = _sampler.Sample(labels.AsSpan(first, count), sampler, steps, guidance, seed, first,
-                progress == null ? null : (done, total) => progress(b * total + done, batches * total));
+                progress == null ? null : new BatchProgress(progress, b, batches), cancellationToken);
             x0.CopyTo(images, (long)first * per);
         }
         return images;
     }
 
     public void Dispose() => _owned?.Dispose();
+
+    /// <summary>Batch b of <paramref name="batches"/>: its steps as steps of the whole call.</summary>
+    sealed class BatchProgress(IProgress<SamplingProgress> whole, int b, int batches) : IProgress<SamplingProgress>
+    {
+        public void Report(SamplingProgress p) => whole.Report(new SamplingProgress(b * p.Total + p.Done, batches * p.Total));
+    }
 }

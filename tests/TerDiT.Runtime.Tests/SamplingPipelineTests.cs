@@ -16,12 +16,12 @@ public class SamplingPipelineTests
         var (weights, _) = ModelTestWeights.Random(ModelTests.Small, 8);
         using var big = new TerDiTPipeline(weights, new RuntimeOptions { Threads = 2, MaxBatch = 16 });
         using var small = new TerDiTPipeline(weights, new RuntimeOptions { Threads = 1, MaxBatch = 2 });
-        var calls = new List<(int Done, int Total)>();
+        var calls = new ProgressLog<SamplingProgress>();
         var a = big.Sample([4, 1], perClass: 3, steps: 5, SamplerKind.Ddim, guidance: 1.5, seed: 9);
-        var b = small.Sample([4, 1], perClass: 3, steps: 5, SamplerKind.Ddim, guidance: 1.5, seed: 9, (d, t) => calls.Add((d, t)));
+        var b = small.Sample([4, 1], perClass: 3, steps: 5, SamplerKind.Ddim, guidance: 1.5, seed: 9, calls);
         Assert.Equal(6 * big.Model.InputLength, a.Length);
         Assert.Equal(a, b);
-        Assert.Equal(Enumerable.Range(1, 15).Select(i => (i, 15)), calls); // 3 batches × 5 steps
+        Assert.Equal(Enumerable.Range(1, 15).Select(i => new SamplingProgress(i, 15)), calls.Reports); // 3 batches × 5 steps
 
         // Class-major order: image 3 (class 1, first copy) equals a single class-1 sample with the same index.
         var direct = new DiffusionSampler(big.Model.Forward, 2, 8, true, ModelTests.Small.NullClass)
