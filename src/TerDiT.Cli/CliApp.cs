@@ -27,6 +27,7 @@ public static class CliApp
         root.Add(EvalCommand.Create());
         root.Add(PtqCommand.Create());
         root.Add(PlotCommand.Create());
+        root.Add(ServeCommand.Create());
         return root;
     }
 
