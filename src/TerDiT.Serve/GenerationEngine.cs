@@ -12,7 +12,8 @@ namespace TerDiT.Serve;
 /// the passes as soon as there is room, in the order the jobs came, and leave when done or when their job is cancelled;
 /// the other images in those passes are not touched, and since the forward computes each row on its own, a job's
 /// images are the same bytes whatever they were batched with. Images of different modes (exact, a8) never share a
-/// pass: each pass runs the mode of the oldest unfinished job. One worker thread makes every model call.
+/// pass: another mode waits until the images in flight are done (see <see cref="NextBatch"/>). One worker thread makes
+/// every model call.
 /// </summary>
 public sealed class GenerationEngine : IDisposable
 {

@@ -23,8 +23,8 @@ public static class ServeApp
 {
     public const string OpenApiPath = "/openapi/v1.json";
 
-    /// <summary>The page loads nothing from elsewhere; images are the service's own PNGs or their blob copies.</summary>
-    const string PageSecurityPolicy = "default-src 'self'; img-src 'self' blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
+    /// <summary>The page loads nothing from elsewhere; images are the service's own PNGs (and the empty data: icon).</summary>
+    const string PageSecurityPolicy = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
 
     /// <summary>JSON of the API: snake_case names, enums as their names, unknown request fields refused.</summary>
     public static void ConfigureJson(JsonSerializerOptions o)
@@ -42,7 +42,7 @@ public static class ServeApp
     public static WebApplication Build(GenerationEngine engine, bool loopbackOnly, Action<WebApplicationBuilder>? configure = null)
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
-        builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        builder.Logging.SetMinimumLevel(LogLevel.Warning).AddFilter("Microsoft.Extensions.Hosting", LogLevel.None); // start-up failures reach the caller as exceptions
         builder.Services.ConfigureHttpJsonOptions(o => ConfigureJson(o.SerializerOptions));
         builder.Services.AddProblemDetails();
         builder.Services.AddOpenApi("v1", o => o.AddDocumentTransformer((doc, _, _) =>

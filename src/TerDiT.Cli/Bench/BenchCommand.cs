@@ -13,6 +13,7 @@ static class BenchCommand
         command.Add(RuntimeBench.Create());
         command.Add(RuntimeBench.CreateMemoryChild());
         command.Add(RuntimeBench.CreateStepsChild());
+        command.Add(ServeBench.Create());
         return command;
     }
 }

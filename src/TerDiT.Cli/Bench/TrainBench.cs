@@ -131,19 +131,10 @@ static class TrainBench
 
     internal static JsonObject Machine(torch.Device device)
     {
-        string cpu = "unknown";
-        if (File.Exists("/proc/cpuinfo"))
-            cpu = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? cpu;
-        return new JsonObject
-        {
-            ["os"] = RuntimeInformation.OSDescription,
-            ["cpu"] = cpu,
-            ["logical_cores"] = Environment.ProcessorCount,
-            ["torch_threads"] = torch.get_num_threads(),
-            ["device"] = device.type.ToString(),
-            ["dotnet"] = RuntimeInformation.FrameworkDescription,
-            ["torchsharp"] = typeof(torch).Assembly.GetName().Version?.ToString(),
-            ["load_average"] = File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Trim() : null,
-        };
+        var machine = BenchMachine.Describe();
+        machine["torch_threads"] = torch.get_num_threads();
+        machine["device"] = device.type.ToString();
+        machine["torchsharp"] = typeof(torch).Assembly.GetName().Version?.ToString();
+        return machine;
     }
 }

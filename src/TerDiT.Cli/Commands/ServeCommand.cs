@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Net;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.Hosting;
 using TerDiT.Serve;
 
 namespace TerDiT.Cli.Commands;
