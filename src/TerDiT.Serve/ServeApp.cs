@@ -56,6 +56,7 @@ public static class ServeApp
         configure?.Invoke(builder);
 
         var app = builder.Build();
+        app.Lifetime.ApplicationStopping.Register(engine.Dispose); // unfinished jobs end cancelled, so event streams close and stopping is quick
         app.UseHostFiltering();
         app.UseExceptionHandler();
         app.UseStatusCodePages();
