@@ -144,8 +144,11 @@ public static class ServeApp
         if (errors.Count > 0) return TypedResults.ValidationProblem(errors, title: "The generation request has invalid fields");
         if (tooLarge != null) return Problem(StatusCodes.Status413PayloadTooLarge, "Too many images", tooLarge);
         if (engine.Submit(settings!) is not { } job)
+        {
+            request.HttpContext.Response.Headers.RetryAfter = "1"; // seconds: a hint, since a job's duration depends on its settings
             return Problem(StatusCodes.Status429TooManyRequests, "Too many jobs",
                 $"{limits.MaxPendingJobs} jobs are queued or running, the most this service accepts; try again when one has finished");
+        }
         var status = engine.Status(job);
         return TypedResults.Accepted(status.Links.Self, status);
     }

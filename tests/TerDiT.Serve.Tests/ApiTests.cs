@@ -177,6 +177,7 @@ public class ApiTests
         var b = await service.Post(new { @class = 1, steps = 2 });
         var refused = await service.Client.PostAsJsonAsync("/v1/generations", new { @class = 2, steps = 2 });
         Assert.Equal(HttpStatusCode.TooManyRequests, refused.StatusCode);
+        Assert.Equal(TimeSpan.FromSeconds(1), refused.Headers.RetryAfter!.Delta);
         Assert.Equal("application/problem+json", refused.Content.Headers.ContentType!.MediaType);
 
         var queued = await service.Get(b.Id);

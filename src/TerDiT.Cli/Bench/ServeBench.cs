@@ -16,7 +16,7 @@ namespace TerDiT.Cli.Bench;
 
 /// <summary>
 /// <c>terdit bench serve</c>: a bounded load test of the service on loopback. Clients send a fixed number of one-image
-/// requests, follow each through its events and fetch its PNG; a 429 is counted and the request retried after a pause.
+/// requests, follow each through its events and fetch its PNG; a 429 is counted and the request sent again after its Retry-After.
 /// The service batches requests (<c>batched</c>) or runs them one at a time (<c>--max-running 1</c>, <c>sequential</c>),
 /// the two taking turns in rounds on a fresh service each time. Reports per mode: p50/p99 latency (POST to PNG),
 /// images/s, refusals, and that every accepted job succeeded and gave the same PNG in both modes.
@@ -103,7 +103,7 @@ static class ServeBench
             ["requests"] = s.Requests, ["clients"] = s.Clients, ["steps"] = s.Steps, ["batch_images"] = s.Batch, ["max_pending"] = s.MaxPending, ["rounds"] = rounds,
             ["method"] = "per mode and round a fresh service on 127.0.0.1 (Kestrel, this process); each client takes the next request "
                 + "(one image of class k mod classes, seed k, ddim, cfg 1.5), POSTs it, reads its server-sent events to the end and GETs its PNG; "
-                + "latency = POST sent to PNG received; a 429 counts as a refusal and the request is sent again after 50 ms; "
+                + "latency = first POST sent to PNG received; a 429 counts as a refusal and the request is sent again after its Retry-After (1 s); "
                 + "sequential = --max-running 1 (one request's images in the forward passes at a time); the modes alternate, their order swapped each round",
             ["batched"] = batched,
             ["sequential"] = sequential,
@@ -142,7 +142,7 @@ static class ServeBench
                     while ((response = await http.PostAsJsonAsync("/v1/generations", new { @class = k % classes, steps = s.Steps, seed = k, cfg = 1.5 })).StatusCode == HttpStatusCode.TooManyRequests)
                     {
                         Interlocked.Increment(ref refusals);
-                        await Task.Delay(50);
+                        await Task.Delay(response.Headers.RetryAfter?.Delta ?? TimeSpan.FromSeconds(1));
                     }
                     if (response.StatusCode != HttpStatusCode.Accepted) throw new InvalidOperationException($"request {k}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
                     var job = (await response.Content.ReadFromJsonAsync<JsonObject>())!;
