@@ -6,6 +6,9 @@ namespace TerDiT.Serve;
 /// <param name="QueuePosition">Jobs ahead of it while queued (0: next); null otherwise.</param>
 /// <param name="Progress">Steps done.</param>
 /// <param name="Settings">The request as it runs, defaults and the drawn seed filled in.</param>
+/// <param name="Created">When it was accepted.</param>
+/// <param name="Started">When its first image entered a forward pass.</param>
+/// <param name="Finished">When it ended.</param>
 /// <param name="Error">Why it failed; null otherwise.</param>
 /// <param name="Links">Where to find it, its events and (once succeeded) its images.</param>
 public sealed record GenerationStatus(string Id, GenerationState State, int? QueuePosition, GenerationProgress Progress,
@@ -34,6 +37,12 @@ public sealed record GenerationProgress(int Step, int Steps, int ImagesDone, int
 
 /// <param name="Classes">Class names, one grid row each.</param>
 /// <param name="ClassIndices">Their labels.</param>
+/// <param name="PerClass">Images per class.</param>
+/// <param name="Steps">Sampling steps.</param>
+/// <param name="Sampler">ddim or ddpm.</param>
+/// <param name="Cfg">Classifier-free guidance scale.</param>
+/// <param name="Seed">Seed of the noise (image k draws (seed, k)).</param>
+/// <param name="Mode">exact or a8.</param>
 public sealed record GenerationSettingsView(string[] Classes, int[] ClassIndices, int PerClass, int Steps, string Sampler, double Cfg, ulong Seed, string Mode);
 
 /// <param name="Self">This job.</param>

@@ -68,7 +68,7 @@ public static class ServeApp
 
     static void MapApi(WebApplication app, GenerationEngine engine)
     {
-        var api = app.MapGroup("/v1");
+        var api = app.MapGroup("/v1").WithTags("generation");
         var model = engine.Model;
         var info = new ModelInfo(model.Config.Name, model.Config, model.ClassNames, ServedModel.Samplers.Keys.ToArray(), model.Denoisers.Keys.ToArray(),
             model.Device, model.Config.InputSize,
