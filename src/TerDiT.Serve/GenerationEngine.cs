@@ -1,6 +1,5 @@
 using System.Security.Cryptography;
-using TerDiT.Imaging;
-using TerDiT.Runtime;
+using TerDiT.Runtime.Imaging;
 using TerDiT.Runtime.Sampling;
 
 namespace TerDiT.Serve;
@@ -215,7 +214,7 @@ public sealed class GenerationEngine : IDisposable
             job.ImageSteps++;
             if (!r.Run.IsComplete) continue;
             job.Pixels ??= new byte[job.Settings.Images * per];
-            TerDiTPipeline.ToPixels(r.Run.Result).CopyTo(job.Pixels, r.Image * per);
+            PngGrid.ToPixels(r.Run.Result).CopyTo(job.Pixels, r.Image * per);
             job.ImagesDone++;
             job.Active--;
             _active.Remove(r);

@@ -55,7 +55,7 @@ public sealed class ServedModel : IDisposable
     /// <exception cref="TditFormatException">The file is not a valid packed model.</exception>
     public static ServedModel LoadCpu(string path, GemmMode defaultMode, int? threads = null)
     {
-        var file = TditFile.Open(path, new TditReadOptions { PackedShape = TditWeightSource.PackedShape });
+        var file = TditFile.Open(path);
         try
         {
             var weights = new TditWeightSource(file);

@@ -2,7 +2,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json.Nodes;
-using TerDiT.Imaging;
+using TerDiT.Runtime.Imaging;
 using TerDiT.Runtime;
 using TerDiT.Runtime.Model;
 using TerDiT.Runtime.Sampling;
@@ -17,7 +17,7 @@ public class ApiTests
     {
         var c = TestService.Tiny;
         using var pipe = new TerDiTPipeline(service.Weights, new RuntimeOptions { Threads = 1, MaxBatch = 3 });
-        var pixels = TerDiTPipeline.ToPixels(pipe.Sample(classes, perClass, steps, sampler, cfg, seed));
+        var pixels = PngGrid.ToPixels(pipe.Sample(classes, perClass, steps, sampler, cfg, seed));
         int n = classes.Length * perClass, per = c.InputSize * c.InputSize;
         return (PngGrid.Encode(pixels, n, 1, c.InputSize, c.InputSize, classes.Length, perClass),
             Enumerable.Range(0, n).Select(k => PngGrid.Encode(pixels.AsSpan(k * per, per), 1, 1, c.InputSize, c.InputSize, 1, 1)).ToArray());

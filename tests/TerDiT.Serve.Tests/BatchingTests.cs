@@ -1,7 +1,7 @@
 using System.Net;
 using System.Net.ServerSentEvents;
 using System.Text.Json;
-using TerDiT.Imaging;
+using TerDiT.Runtime.Imaging;
 using TerDiT.Runtime;
 using TerDiT.Runtime.Cpu;
 using TerDiT.Runtime.Model;
@@ -75,7 +75,7 @@ public class BatchingTests
         await service.WaitEnd(job.Id);
         Assert.All(service.Calls.Log, c => Assert.True(c.Labels.Length <= 2));
         using var pipe = new TerDiTPipeline(service.Weights, new RuntimeOptions { Threads = 1 });
-        var pixels = TerDiTPipeline.ToPixels(pipe.Sample([0, 1, 2], 2, 3, SamplerKind.Ddim, 1.0, 2));
+        var pixels = PngGrid.ToPixels(pipe.Sample([0, 1, 2], 2, 3, SamplerKind.Ddim, 1.0, 2));
         Assert.Equal(PngGrid.Encode(pixels, 6, 1, 8, 8, 3, 2), await service.Bytes(job.Links.Self + "/image.png"));
     }
 
