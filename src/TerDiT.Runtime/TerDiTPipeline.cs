@@ -31,7 +31,7 @@ public sealed class TerDiTPipeline : IDisposable
     public IReadOnlyList<string>? ClassNames { get; private init; }
 
     /// <summary>The forward pass, for direct model calls.</summary>
-    public RuntimeModel Model { get; }
+    public IDenoiserModel Model { get; }
 
     /// <summary>
     /// Opens and validates a packed model (<see cref="TditFile.Open"/>, checksum included) and builds
@@ -53,14 +53,24 @@ public sealed class TerDiTPipeline : IDisposable
         }
     }
 
-    /// <summary>Builds the pipeline over weights; <paramref name="owned"/> (e.g. a mapped file) is disposed with it.</summary>
+    /// <summary>Builds the pipeline over weights on the CPU runtime; <paramref name="owned"/> (e.g. a mapped file) is disposed with it.</summary>
     public TerDiTPipeline(IWeightSource weights, RuntimeOptions? options = null, IDisposable? owned = null)
+        : this(new RuntimeModel(weights, options ??= new RuntimeOptions()), options.MaxBatch, owned)
     {
-        options ??= new RuntimeOptions();
-        if (options.MaxBatch <= 0) throw new ArgumentException($"maximum batch must be positive, got {options.MaxBatch}");
-        Model = new RuntimeModel(weights, options);
-        _maxBatch = options.MaxBatch;
+    }
+
+    /// <summary>
+    /// Builds the pipeline over a model of any backend (e.g. the CUDA one); at most <paramref name="maxBatch"/> images
+    /// go through one forward before guidance doubles them; <paramref name="owned"/> (the model, its file) is disposed
+    /// with the pipeline.
+    /// </summary>
+    public TerDiTPipeline(IDenoiserModel model, int maxBatch, IDisposable? owned = null, IReadOnlyList<string>? classNames = null)
+    {
+        if (maxBatch <= 0) throw new ArgumentException($"maximum batch must be positive, got {maxBatch}");
+        Model = model;
+        _maxBatch = maxBatch;
         _owned = owned;
+        ClassNames = classNames;
         var c = Model.Config;
         _sampler = new DiffusionSampler(Model.Forward, c.InChannels, c.InputSize, c.LearnSigma, c.NullClass);
     }

@@ -1,4 +1,5 @@
 using TerDiT.Runtime.Config;
+using TerDiT.Runtime.Cpu;
 
 namespace TerDiT.Runtime.Model;
 
@@ -20,4 +21,7 @@ public interface IWeightSource
     /// computing <c>y = alpha · (x · W_tᵀ) + bias</c>.
     /// </summary>
     ILinearKernel TernaryLinear(string prefix, float[]? bias, RuntimeOptions options);
+
+    /// <summary>The packed trits of <c>{prefix}.weight</c> with scale <c>{prefix}.alpha</c> (for backends with their own kernels).</summary>
+    PackedTernaryMatrix TernaryWeight(string prefix);
 }

@@ -49,11 +49,14 @@ public sealed class InMemoryWeights : IWeightSource
     public float[] Full(string name) =>
         _full.TryGetValue(name, out var v) ? v : throw new KeyNotFoundException($"weight '{name}' was not provided");
 
-    public ILinearKernel TernaryLinear(string prefix, float[]? bias, RuntimeOptions options)
+    public ILinearKernel TernaryLinear(string prefix, float[]? bias, RuntimeOptions options) =>
+        new PackedTernaryLinear(TernaryWeight(prefix), bias, options.Mode, options.Threads);
+
+    public PackedTernaryMatrix TernaryWeight(string prefix)
     {
         if (!_ternary.TryGetValue(prefix, out var t)) throw new KeyNotFoundException($"ternary weight '{prefix}.weight' was not provided");
         var shape = _schema[prefix + ".weight"].Shape;
-        return new PackedTernaryLinear(PackedTernaryMatrix.FromTrits(t.Trits, (int)shape[0], (int)shape[1], t.Alpha), bias, options.Mode, options.Threads);
+        return PackedTernaryMatrix.FromTrits(t.Trits, (int)shape[0], (int)shape[1], t.Alpha);
     }
 
     ParameterSpec Spec(string name) =>

@@ -10,7 +10,7 @@ namespace TerDiT.Runtime.Model;
 /// A batch of N images runs as M = N·T token rows through every linear. Activation buffers are
 /// allocated for the largest batch seen and reused; an instance is not safe for concurrent calls.
 /// </summary>
-public sealed class RuntimeModel
+public sealed class RuntimeModel : IDenoiserModel
 {
     const int FrequencyDim = 256, Half = FrequencyDim / 2;
     internal const float NormEps = 1e-5f, FinalNormEps = 1e-6f;

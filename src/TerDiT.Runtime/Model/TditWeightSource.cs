@@ -18,7 +18,10 @@ public sealed class TditWeightSource(TditFile file) : IWeightSource
 
     public float[] Full(string name) => file.ReadFloats(name);
 
-    public ILinearKernel TernaryLinear(string prefix, float[]? bias, RuntimeOptions options)
+    public ILinearKernel TernaryLinear(string prefix, float[]? bias, RuntimeOptions options) =>
+        new PackedTernaryLinear(TernaryWeight(prefix), bias, options.Mode, options.Threads);
+
+    public PackedTernaryMatrix TernaryWeight(string prefix)
     {
         var packed = file.Tensor(prefix + ".weight");
         var spec = ParameterSchema.Enumerate(Config).First(p => p.Name == prefix + ".weight");
@@ -38,6 +41,6 @@ public sealed class TditWeightSource(TditFile file) : IWeightSource
             throw new TditFormatException($"{Path.GetFileName(file.Path)}: ternary weight '{prefix}.weight' ({packed.ByteLength} bytes) "
                 + $"is not in the kernels' packed layout: {e.Message}", e);
         }
-        return new PackedTernaryLinear(matrix, bias, options.Mode, options.Threads);
+        return matrix;
     }
 }
