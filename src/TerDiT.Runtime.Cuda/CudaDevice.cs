@@ -149,6 +149,9 @@ public sealed class CudaDevice : IDisposable
         Interlocked.Add(ref _allocated, -bytes);
     }
 
+    /// <summary>Restarts <see cref="PeakBytes"/> from the bytes allocated now.</summary>
+    public void ResetPeak() => Interlocked.Exchange(ref _peak, AllocatedBytes);
+
     /// <summary>Waits until every launch on the stream has finished.</summary>
     public void Synchronize() => Cu.Check(NativeMethods.cuStreamSynchronize(Stream), "cuStreamSynchronize");
 

@@ -121,10 +121,11 @@ public sealed class CudaOps : IDisposable
     };
 
     /// <summary>
-    /// The large tile unless the small one finishes in fewer rounds of the GPU: rounds = blocks / (multiprocessors ×
-    /// blocks resident on one), a round of large blocks costing twice a round of small ones.
+    /// Whether <see cref="GemmKernel.Auto"/> takes the large tile: unless the small one finishes in fewer rounds of
+    /// the GPU (rounds = blocks / (multiprocessors × blocks resident on one), a round of large blocks costing twice a
+    /// round of small ones).
     /// </summary>
-    internal bool ChooseTile(int terms, int m, int paddedRows)
+    public bool ChooseTile(int terms, int m, int paddedRows)
     {
         var large = Tile(terms, true);
         var small = Tile(terms, false);

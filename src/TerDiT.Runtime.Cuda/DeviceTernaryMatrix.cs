@@ -28,7 +28,7 @@ public sealed class DeviceTernaryMatrix : IDisposable
     /// Uploads <paramref name="parts"/> (same Cols) into one matrix, repacked on the GPU from their file layout;
     /// <paramref name="interleave"/> needs exactly two parts of equal rows. <paramref name="bias"/> has Rows floats.
     /// </summary>
-    internal DeviceTernaryMatrix(CudaOps ops, IReadOnlyList<PackedTernaryMatrix> parts, bool interleave = false, float[]? bias = null)
+    public DeviceTernaryMatrix(CudaOps ops, IReadOnlyList<PackedTernaryMatrix> parts, bool interleave = false, float[]? bias = null)
     {
         if (parts.Count == 0) throw new ArgumentException("no ternary matrices to upload");
         int cols = parts[0].Cols, rows = parts.Sum(p => p.Rows);

@@ -40,17 +40,32 @@ static class RuntimeBench
         var warmup = new Option<int>("--warmup") { Description = "untimed steps per engine first", DefaultValueFactory = _ => 1 };
         var repetitions = new Option<int>("--repetitions") { Description = "timed steps per engine in each round (median of all rounds reported)", DefaultValueFactory = _ => 5 };
         var rounds = new Option<int>("--rounds") { Description = "alternations of TorchSharp and runtime timing per preset", DefaultValueFactory = _ => 3 };
-        var output = new Option<string>("--out") { Description = "JSON results file", DefaultValueFactory = _ => "bench/results/runtime-cpu.json" };
-        var command = new Command("runtime", "Benchmark the packed runtime (exact, a8) against TorchSharp fp32: step time, GEMM throughput, peak memory.");
-        foreach (var o in new Option[] { presets, threads, warmup, repetitions, rounds, output }) command.Add(o);
+        var output = new Option<string?>("--out") { Description = "JSON results file (default bench/results/runtime-cpu.json, with --device cuda runtime-cuda.json)" };
+        var device = new Option<string>("--device") { Description = "cpu: the CPU runtime against TorchSharp; cuda: the CUDA backend (PyTorch baselines: bench/torch_runtime.py)", DefaultValueFactory = _ => "cpu" };
+        var batches = new Option<string>("--batches") { Description = "--device cuda: comma-separated batch sizes (a step is one forward of 2·batch images)", DefaultValueFactory = _ => "1,4,16" };
+        var gemmRows = new Option<string>("--gemm-rows") { Description = "--device cuda: comma-separated M of the GEMM-only measurements at the 4.2B shapes (empty: none)", DefaultValueFactory = _ => "512,2048,8192" };
+        var modelDir = new Option<string?>("--model-dir") { Description = "--device cuda: folder for the random 600M/4.2B .tdit files, kept for the PyTorch baselines (default: a temporary folder)" };
+        device.AcceptOnlyFromAmong("cpu", "cuda");
+        var command = new Command("runtime", "Benchmark the packed runtime (exact, a8) against TorchSharp fp32: step time, GEMM throughput, peak memory; --device cuda: the CUDA backend.");
+        foreach (var o in new Option[] { presets, threads, warmup, repetitions, rounds, output, device, batches, gemmRows, modelDir }) command.Add(o);
         command.SetAction(p => CliApp.Guard(p, stdout =>
         {
+            if (p.GetValue(device) == "cuda")
+            {
+                var cudaPresets = p.GetResult(presets) is null ? ["TerDiT-S", "TerDiT-600M", "TerDiT-4.2B"] : p.GetValue(presets)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+                foreach (var name in cudaPresets) Presets.Get(name);
+                int[] Ints(string text, string option) => text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
+                    .Select(v => int.TryParse(v, CultureInfo.InvariantCulture, out int i) && i > 0 ? i : throw new ArgumentException($"{option}: '{v}' is not a positive integer")).ToArray();
+                CudaRuntimeBench.Run(stdout, new CudaRuntimeBench.Settings(cudaPresets, Ints(p.GetValue(batches)!, "--batches"), Ints(p.GetValue(gemmRows)!, "--gemm-rows"),
+                    p.GetValue(warmup), p.GetValue(repetitions) * p.GetValue(rounds), p.GetValue(output) ?? "bench/results/runtime-cuda.json", p.GetValue(modelDir)));
+                return 0;
+            }
             int t = p.GetValue(threads), w = p.GetValue(warmup), n = p.GetValue(repetitions), r = p.GetValue(rounds);
             if (t <= 0 || w < 0 || n <= 0 || r <= 0) throw new ArgumentException("--threads, --repetitions and --rounds must be positive, --warmup ≥ 0");
             var names = p.GetValue(presets)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
             if (names.Length == 0) throw new ArgumentException("--presets is empty");
             foreach (var name in names) Presets.Get(name);
-            Run(stdout, names, t, w, n, r, p.GetValue(output)!);
+            Run(stdout, names, t, w, n, r, p.GetValue(output) ?? "bench/results/runtime-cpu.json");
             return 0;
         }));
         return command;

@@ -29,7 +29,7 @@ static class EvalCommand
     public static Command Create()
     {
         var checkpoint = new Option<string?>("--checkpoint") { Description = "a .ckpt file, or a run directory (its latest checkpoint)" };
-        var packed = new Option<string?>("--model") { Description = "a packed .tdit model, sampled on the CPU runtime (instead of --checkpoint)" };
+        var packed = new Option<string?>("--model") { Description = "a packed .tdit model, sampled on the packed runtime (CPU, or the CUDA backend with --device cuda) instead of --checkpoint" };
         var mode = RuntimeModeOption.Create();
         var weights = new Option<string>("--weights") { Description = "ema or raw (--checkpoint only)", DefaultValueFactory = _ => "ema" };
         var samples = new Option<int>("--samples") { Description = "images to generate (balanced classes)", Required = true };
@@ -64,10 +64,10 @@ static class EvalCommand
 
             string? ckptArg = p.GetValue(checkpoint), modelPath = p.GetValue(packed);
             if ((ckptArg is null) == (modelPath is null)) throw new ArgumentException("give one of --checkpoint CKPT and --model MODEL.tdit");
-            RuntimeModeOption.Check(modelPath is not null, p.GetValue(device)!, p.GetValue(mode)!);
+            RuntimeModeOption.Check(modelPath is not null, p.GetValue(mode)!);
             var dev = DeviceOption.Resolve(p.GetValue(device)!);
             using SampleSource source = modelPath is not null
-                ? PackedSampleSource.Open(modelPath, RuntimeModeOption.Resolve(p.GetValue(mode)!), p.GetValue(threads))
+                ? PackedSampleSource.Open(modelPath, RuntimeModeOption.Resolve(p.GetValue(mode)!), p.GetValue(device)!, p.GetValue(threads), batchSize)
                 : CheckpointSampleSource.Open(ckptArg!, p.GetValue(weights) == "raw" ? WeightsKind.Raw : WeightsKind.Ema, p.GetValue(device)!, p.GetValue(threads));
             var config = source.Config;
             if (config.InChannels != 1 || config.InputSize != FeatureClassifier.InputSize || config.NumClasses != FeatureClassifier.NumClasses)

@@ -5,22 +5,32 @@ using TerDiT.Runtime.Sampling;
 
 namespace TerDiT.Cli.Commands;
 
-/// <summary>A packed <c>.tdit</c> model on the pure-C# runtime (<see cref="TerDiTPipeline"/>); only runtime types here.</summary>
+/// <summary>
+/// A packed <c>.tdit</c> model on the pure-C# runtime or the CUDA backend (<see cref="TerDiTPipeline"/>); only
+/// runtime types here.
+/// </summary>
 sealed class PackedSampleSource : SampleSource
 {
     readonly TerDiTPipeline pipe;
-    readonly GemmMode mode;
+    readonly string engine;
 
-    PackedSampleSource(string path, GemmMode mode, TerDiTPipeline pipe) => (Path, this.mode, this.pipe) = (path, mode, pipe);
+    PackedSampleSource(string path, string engine, TerDiTPipeline pipe) => (Path, this.engine, this.pipe) = (path, engine, pipe);
 
-    /// <summary>Opens and validates <paramref name="path"/>; <paramref name="threads"/> null = the runtime's default.</summary>
-    public static PackedSampleSource Open(string path, GemmMode mode, int? threads) =>
-        new(path, mode, TerDiTPipeline.Load(path, RuntimeModeOption.Options(mode, threads)));
+    /// <summary>
+    /// Opens and validates <paramref name="path"/> on <paramref name="device"/> (cpu or cuda); <paramref name="threads"/>
+    /// null = the CPU runtime's default; on the GPU <paramref name="gpuBatch"/> images a forward (null = the default).
+    /// </summary>
+    public static PackedSampleSource Open(string path, GemmMode mode, string device, int? threads, int? gpuBatch = null)
+    {
+        var pipe = RuntimeModeOption.Pipeline(path, mode, device, threads, gpuBatch);
+        string engine = pipe.Model is TerDiT.Runtime.Cuda.CudaModel gpu ? $"CUDA runtime {mode}, {gpu.Device.Name}" : $"runtime {mode}";
+        return new(path, engine, pipe);
+    }
 
     public override TerDiTConfig Config => pipe.Config;
     public override string Path { get; }
     public override long? Step => null;
-    public override string Description => $"{Path} (packed, {Kind(Config)}, runtime {mode})";
+    public override string Description => $"{Path} (packed, {Kind(Config)}, {engine})";
 
     public override float[] Sample(int[] labels, SamplerKind sampler, int steps, double cfg, ulong seed) =>
         pipe.Sample(labels, 1, steps, sampler, cfg, seed);

@@ -1,12 +1,15 @@
 using System.CommandLine;
+using TerDiT.Runtime;
 using TerDiT.Runtime.Cpu;
+using TerDiT.Runtime.Cuda;
 using TerDiT.Runtime.Model;
 
 namespace TerDiT.Cli.Commands;
 
 /// <summary>
-/// <c>--mode exact|a8</c>: the activation precision of the packed runtime (with <c>--model</c> only), and the
-/// checks that keep a packed model on the CPU runtime. No TorchSharp type here: <c>sample --model</c> uses it.
+/// <c>--mode exact|a8</c>: the activation precision of the packed runtime (with <c>--model</c> only), the pipeline
+/// of a packed model on the CPU runtime or the CUDA backend, and the option checks. No TorchSharp type here:
+/// <c>sample --model</c> uses it.
 /// </summary>
 static class RuntimeModeOption
 {
@@ -23,10 +26,18 @@ static class RuntimeModeOption
     public static RuntimeOptions Options(GemmMode mode, int? threads) =>
         threads is int t ? new RuntimeOptions { Mode = mode, Threads = t } : new RuntimeOptions { Mode = mode };
 
-    /// <summary>Refuses <c>--device cuda</c> for a packed model and <c>--mode a8</c> for a checkpoint.</summary>
-    public static void Check(bool packedModel, string device, string mode)
+    /// <summary>
+    /// The pipeline of a packed model: the CPU runtime, or with <paramref name="device"/> "cuda" the CUDA backend
+    /// (<paramref name="gpuBatch"/> images a forward before guidance there; <paramref name="threads"/> is the CPU's).
+    /// </summary>
+    public static TerDiTPipeline Pipeline(string modelPath, GemmMode mode, string device, int? threads, int? gpuBatch = null) =>
+        device == "cuda"
+            ? CudaPipeline.Load(modelPath, gpuBatch is int b ? new CudaOptions { Mode = mode, MaxBatch = b } : new CudaOptions { Mode = mode })
+            : TerDiTPipeline.Load(modelPath, Options(mode, threads));
+
+    /// <summary>Refuses <c>--mode a8</c> for a checkpoint.</summary>
+    public static void Check(bool packedModel, string mode)
     {
-        if (packedModel && device != "cpu") throw new ArgumentException("--model runs on the CPU runtime; --device cuda needs --checkpoint");
         if (!packedModel && mode != "exact") throw new ArgumentException("--mode a8 runs on the packed runtime: use --model MODEL.tdit");
     }
 }

@@ -44,10 +44,10 @@ static class SampleCommand
             if (scale < 1 || !double.IsFinite(scale)) throw new ArgumentException($"--cfg must be ≥ 1 (1 = no guidance), not {scale}");
             int? threadCount = p.GetValue(threads);
             if (threadCount is <= 0) throw new ArgumentException($"--threads must be positive, not {threadCount}");
-            RuntimeModeOption.Check(modelPath is not null, p.GetValue(device)!, p.GetValue(mode)!);
+            RuntimeModeOption.Check(modelPath is not null, p.GetValue(mode)!);
 
             using SampleSource source = modelPath is not null
-                ? PackedSampleSource.Open(modelPath, RuntimeModeOption.Resolve(p.GetValue(mode)!), threadCount)
+                ? PackedSampleSource.Open(modelPath, RuntimeModeOption.Resolve(p.GetValue(mode)!), p.GetValue(device)!, threadCount)
                 : CheckpointSampleSource.Open(ckptPath!, p.GetValue(weights) == "raw" ? WeightsKind.Raw : WeightsKind.Ema, p.GetValue(device)!, threadCount);
             var c = source.Config;
             var rows = ParseClasses(p.GetValue(classes), c.NumClasses);
