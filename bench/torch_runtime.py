@@ -77,7 +77,7 @@ def load(path, device):
             packed = t[key + ".weight"]
             rows = packed.shape[0]
             cols = {"feed_forward.w2": c["F"], "adaLN_modulation": c["cdim"]}.get(name, c["D"])
-            tern[key] = (unpack_trits(packed, rows, cols), float(t[key + ".alpha"][0]))
+            tern[key] = (unpack_trits(packed.to(device), rows, cols), float(t[key + ".alpha"][0]))
     return c, full, tern
 
 
