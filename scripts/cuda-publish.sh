@@ -17,7 +17,7 @@ mkdir -p "$out/dotnet/shared/Microsoft.NETCore.App"
 cp -a "$root/shared/Microsoft.NETCore.App/$version" "$out/dotnet/shared/Microsoft.NETCore.App/"
 # What these runs never load: symbols, the graphics natives (plots are drawn elsewhere), the shipped model (the
 # repository's models/ is used).
-(cd "$out" && rm -f cli/*.pdb tests/*.pdb cli/libSkiaSharp.so cli/libHarfBuzzSharp.so cli/models/terdit-s-fmnist.tdit)
+(cd "$out" && rm -rf tests/Microsoft.CodeCoverage && rm -f cli/*.pdb tests/*.pdb cli/libSkiaSharp.so cli/libHarfBuzzSharp.so cli/models/terdit-s-fmnist.tdit)
 cp bench/torch_runtime.py scripts/cuda-run.sh "$out/"
 git rev-parse HEAD > "$out/COMMIT"
 data=${FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}
