@@ -12,6 +12,8 @@ mkdir -p "$OUT"
 export DOTNET_ROOT=$P/dotnet DOTNET_CLI_TELEMETRY_OPTOUT=1 NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1
 TERDIT=$P/cli/TerDiT.Cli
 MODELS=${MODELS_DIR:-/tmp/terdit-models}
+# TorchSharp (eval's feature network) binds to PyTorch's libtorch and CUDA libraries.
+TORCH_LIBS=$(python3 -c 'import os, glob, torch; d = os.path.dirname(torch.__file__); print(":".join([d + "/lib"] + sorted(glob.glob(os.path.dirname(d) + "/nvidia/*/lib"))))' 2>/dev/null)
 summary=()
 step() { # name timeout command...
   local name=$1 limit=$2; shift 2
@@ -25,12 +27,12 @@ step() { # name timeout command...
 cat "$OUT/gpu.txt"
 
 if [ "$PHASE" = smoke ]; then
-  step tests 300 "$P/tests/TerDiT.Runtime.Cuda.Tests" -noColor -parallel none
-  step bench 200 "$TERDIT" bench runtime --device cuda --presets TerDiT-S,TerDiT-600M,TerDiT-4.2B --batches 1,16 \
+  step tests 200 "$P/tests/TerDiT.Runtime.Cuda.Tests" -noColor -parallel none
+  step bench 150 "$TERDIT" bench runtime --device cuda --presets TerDiT-S,TerDiT-600M,TerDiT-4.2B --batches 1,16 \
     --gemm-rows 2048 --repetitions 3 --rounds 1 --model-dir "$MODELS" --out "$OUT/runtime-cuda.json"
-  step torch 150 python3 "$P/torch_runtime.py" --json "$OUT/runtime-cuda.json" --batches 16 \
-    --fp8-points TerDiT-600M:16 --gemm-rows 2048 --warmup 1 --reps 3 --budget-s 120
-  step eval 120 env LD_LIBRARY_PATH="$(python3 -c 'import torch,os;print(os.path.dirname(torch.__file__)+"/lib")')" \
+  step torch 130 python3 "$P/torch_runtime.py" --json "$OUT/runtime-cuda.json" --batches 16 \
+    --fp8-points TerDiT-600M:16 --gemm-rows 2048 --warmup 1 --reps 3 --budget-s 100
+  step eval 90 env LD_LIBRARY_PATH="$TORCH_LIBS:$P/cli" \
     "$TERDIT" eval --model models/terdit-s-fmnist.tdit --device cuda --mode a8 --samples 200 --reference-dir "$P/data" --out "$OUT/eval-cuda-a8.json"
 else
   step tests 300 "$P/tests/TerDiT.Runtime.Cuda.Tests" -noColor -parallel none
