@@ -238,12 +238,18 @@ def main():
     ap.add_argument("--impls", default="torch-bf16-eager,torch-bf16-compile,torch-fp8-compile,authors-unpack")
     ap.add_argument("--fp8-points", default="TerDiT-600M:16,TerDiT-4.2B:4,TerDiT-4.2B:16",
                     help="model:batch points for torch-fp8-compile ('all' for every point)")
+    ap.add_argument("--bf16-compile-points", default="all", help="model:batch points for torch-bf16-compile ('all' for every point)")
     ap.add_argument("--gemm-rows", default="512,2048,8192")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--reps", type=int, default=10)
     ap.add_argument("--budget-s", type=float, default=1e9, help="skip compiled variants once this much time has passed")
     ap.add_argument("--device", default="cuda")
+    ap.add_argument("--summary-only", action="store_true", help="print the table of the JSON and exit")
     args = ap.parse_args()
+    if args.summary_only:
+        with open(args.json) as f:
+            summarize(json.load(f))
+        return
     start = time.time()
     device = torch.device(args.device)
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -251,16 +257,30 @@ def main():
         doc = json.load(f)
     batches = [int(b) for b in args.batches.split(",") if b]
     impls = [i for i in args.impls.split(",") if i]
-    fp8_points = None if args.fp8_points == "all" else {tuple(p.split(":")) for p in args.fp8_points.split(",") if p}
+    points_of = lambda text: None if text == "all" else {tuple(p.split(":")) for p in text.split(",") if p}
+    only = {"torch-fp8-compile": points_of(args.fp8_points), "torch-bf16-compile": points_of(args.bf16_compile_points)}
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     if doc.get("gpu") not in (None, gpu):
         sys.exit(f"this GPU is {gpu}, the JSON's rows are from {doc['gpu']}: run both in the same call")
-    rows, notes = [], []
+    notes = []
+    doc.setdefault("gemm", []).extend(gemm_rates([(3072, 3072), (3072, 8192), (8192, 3072), (1024, 18432)],
+                                                 [int(m) for m in args.gemm_rows.split(",") if m], device) if args.gemm_rows else [])
+    doc["torch"] = {"version": torch.__version__, "command": "python3 " + " ".join(sys.argv), "notes": notes}
+
+    def save():
+        # after every implementation, so that a run stopped by a time limit keeps what it measured
+        doc["torch"]["seconds"] = round(time.time() - start, 1)
+        tmp = args.json + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(doc, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, args.json)
+
     for model_name, path in doc["models"].items():
         c, full, tern = load(path, device)
         cos, sin = rope_tables(c, device)
         for impl in impls:
-            points = [b for b in batches if impl != "torch-fp8-compile" or fp8_points is None or (model_name, str(b)) in fp8_points]
+            points = [b for b in batches if only.get(impl) is None or (model_name, str(b)) in only[impl]]
             if not points:
                 continue
             if "compile" in impl and time.time() - start > args.budget_s:
@@ -290,21 +310,14 @@ def main():
                         notes.append(f"{model_name} {impl} batch {b}: non-finite output")
                     ms = time_ms(step, args.warmup, args.reps)
                 peak = torch.cuda.max_memory_allocated(device) / 2 ** 30
-                rows.append({"model": model_name, "batch": b, "impl": impl, "ms_per_step": round(ms, 3),
+                doc["rows"].append({"model": model_name, "batch": b, "impl": impl, "ms_per_step": round(ms, 3),
                              "peak_device_gib": round(peak, 4), "first_call_s": round(first_s, 1)})
                 print(f"{model_name} batch {b} {impl}: {ms:.2f} ms/step (first call {first_s:.1f} s), peak {peak:.2f} GiB", flush=True)
             del blocks, fulld
-    gemm = gemm_rates([(3072, 3072), (3072, 8192), (8192, 3072), (1024, 18432)],
-                      [int(m) for m in args.gemm_rows.split(",") if m], device) if args.gemm_rows else []
-    doc["rows"].extend(rows)
-    doc.setdefault("gemm", []).extend(gemm)
-    doc["torch"] = {"version": torch.__version__, "command": "python3 " + " ".join(sys.argv), "notes": notes,
-                    "seconds": round(time.time() - start, 1)}
-    tmp = args.json + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(doc, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, args.json)
+            save()
+        del full, tern
+        torch.cuda.empty_cache()
+    save()
     summarize(doc)
 
 

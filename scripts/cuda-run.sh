@@ -26,17 +26,27 @@ step() { # name timeout command...
 { nvidia-smi -L; nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv; cat "$P/COMMIT" 2>/dev/null; } > "$OUT/gpu.txt" 2>&1
 cat "$OUT/gpu.txt"
 
+# Every step's limit is cut to what is left before DEADLINE seconds (default 570) after the start.
+DEADLINE=${DEADLINE:-570}
+left() { local l=$((DEADLINE - SECONDS)); [ "$1" -lt "$l" ] && echo "$1" || echo $((l > 5 ? l : 5)); }
+EVAL=(env LD_LIBRARY_PATH="$TORCH_LIBS:$P/cli" "$TERDIT" eval --model models/terdit-s-fmnist.tdit --device cuda --reference-dir "$P/data")
 if [ "$PHASE" = smoke ]; then
-  step tests 200 "$P/tests/TerDiT.Runtime.Cuda.Tests" -noColor -parallel none
-  step bench 150 "$TERDIT" bench runtime --device cuda --presets TerDiT-S,TerDiT-600M,TerDiT-4.2B --batches 1,16 \
+  step tests "$(left 200)" "$P/tests/TerDiT.Runtime.Cuda.Tests" -noColor -parallel none
+  step bench "$(left 150)" "$TERDIT" bench runtime --device cuda --presets TerDiT-S,TerDiT-600M,TerDiT-4.2B --batches 1,16 \
     --gemm-rows 2048 --repetitions 3 --rounds 1 --model-dir "$MODELS" --out "$OUT/runtime-cuda.json"
-  step torch 130 python3 "$P/torch_runtime.py" --json "$OUT/runtime-cuda.json" --batches 16 \
-    --fp8-points TerDiT-600M:16 --gemm-rows 2048 --warmup 1 --reps 3 --budget-s 100
-  step eval 90 env LD_LIBRARY_PATH="$TORCH_LIBS:$P/cli" \
-    "$TERDIT" eval --model models/terdit-s-fmnist.tdit --device cuda --mode a8 --samples 200 --reference-dir "$P/data" --out "$OUT/eval-cuda-a8.json"
+  step torch "$(left 130)" python3 "$P/torch_runtime.py" --json "$OUT/runtime-cuda.json" --batches 16 \
+    --fp8-points TerDiT-600M:16 --gemm-rows 2048 --warmup 1 --reps 3
+  step eval "$(left 90)" "${EVAL[@]}" --mode a8 --samples 200 --out "$OUT/eval-cuda-a8.json"
 else
-  step tests 300 "$P/tests/TerDiT.Runtime.Cuda.Tests" -noColor -parallel none
-  step bench 240 "$TERDIT" bench runtime --device cuda --model-dir "$MODELS" --out "$OUT/runtime-cuda.json"
-  step torch 420 python3 "$P/torch_runtime.py" --json "$OUT/runtime-cuda.json" --budget-s 360
+  step tests "$(left 150)" "$P/tests/TerDiT.Runtime.Cuda.Tests" -noColor -parallel none
+  step bench "$(left 150)" "$TERDIT" bench runtime --device cuda --presets TerDiT-S,TerDiT-600M,TerDiT-4.2B --model-dir "$MODELS" --out "$OUT/runtime-cuda.json"
+  step eval-a8 "$(left 70)" "${EVAL[@]}" --mode a8 --samples 1000 --out "$OUT/eval-cuda-a8.json"
+  step eval-exact "$(left 80)" "${EVAL[@]}" --mode exact --samples 1000 --out "$OUT/eval-cuda-exact.json"
+  step torch "$(left 400)" python3 "$P/torch_runtime.py" --json "$OUT/runtime-cuda.json" --warmup 2 --reps 7 \
+    --bf16-compile-points TerDiT-600M:1,TerDiT-600M:16,TerDiT-4.2B:1,TerDiT-4.2B:4,TerDiT-4.2B:16
+  # Nsight Compute: the a8 GEMM at M = 8192, 3072 -> 3072 (the 7th launch of the large-tile store kernel: past warm-up).
+  step ncu "$(left 60)" ncu --set full -k regex:gemm_t1_m128_e0 --launch-skip 6 -c 1 "$TERDIT" bench runtime --device cuda \
+    --presets "" --gemm-rows 8192 --repetitions 1 --rounds 1 --out /tmp/ncu-bench.json
 fi
+python3 "$P/torch_runtime.py" --json "$OUT/runtime-cuda.json" --summary-only 2>/dev/null | tail -n 20
 echo; printf '%s\n' "${summary[@]}"
