@@ -49,7 +49,7 @@ public sealed class CudaModel : IDenoiserModel, IDisposable
     /// <exception cref="CudaUnavailableException">No usable GPU, driver or NVRTC, or too little device memory.</exception>
     public static CudaModel Load(string path, CudaOptions? options = null)
     {
-        using var file = TditFile.Open(path, new TditReadOptions { PackedShape = TditWeightSource.PackedShape });
+        using var file = TditFile.Open(path);
         return new CudaModel(new TditWeightSource(file), options);
     }
 

@@ -23,7 +23,7 @@ public static class CudaPipeline
     public static TerDiTPipeline Load(string path, CudaOptions? options = null)
     {
         options ??= new CudaOptions();
-        using var file = TditFile.Open(path, new TditReadOptions { PackedShape = TditWeightSource.PackedShape });
+        using var file = TditFile.Open(path);
         var model = new CudaModel(new TditWeightSource(file), options);
         return new TerDiTPipeline(model, options.MaxBatch, model, file.Info.Classes);
     }

@@ -7,6 +7,7 @@ using TerDiT.Cli.Commands;
 using TerDiT.Runtime.Config;
 using TerDiT.Runtime.Cpu;
 using TerDiT.Runtime.Cuda;
+using TerDiT.Runtime.Format;
 
 namespace TerDiT.Cli.Bench;
 

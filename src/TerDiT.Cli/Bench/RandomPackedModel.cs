@@ -1,7 +1,6 @@
 using TerDiT.Runtime.Config;
 using TerDiT.Runtime.Cpu;
 using TerDiT.Runtime.Format;
-using TerDiT.Runtime.Model;
 
 namespace TerDiT.Cli.Bench;
 
@@ -24,8 +23,7 @@ static class RandomPackedModel
             Weights = TditWeights.Random,
             TernaryLayout = TernaryPacking.LayoutName,
         };
-        var shape = TditWeightSource.PackedShape;
-        using var writer = new TditWriter(path, metadata, TditSchema.Declarations(config, metadata.TernaryLayout, TditDType.F16, shape), shape);
+        using var writer = new TditWriter(path, metadata, TditSchema.Declarations(config, metadata.TernaryLayout, TditDType.F16));
         var rng = new Random(seed);
         // The 81 bytes of four valid codes (0, 1, 2; never 3): random bytes index them.
         byte[] valid = Enumerable.Range(0, 256).Where(b => (b & b >> 1 & 0x55) == 0).Select(b => (byte)b).ToArray();
