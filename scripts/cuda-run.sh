@@ -38,15 +38,20 @@ if [ "$PHASE" = smoke ]; then
     --fp8-points TerDiT-600M:16 --gemm-rows 2048 --warmup 1 --reps 3
   step eval "$(left 90)" "${EVAL[@]}" --mode a8 --samples 200 --out "$OUT/eval-cuda-a8.json"
 else
-  step tests "$(left 150)" "$P/tests/TerDiT.Runtime.Cuda.Tests" -noColor -parallel none
-  step bench "$(left 150)" "$TERDIT" bench runtime --device cuda --presets TerDiT-S,TerDiT-600M,TerDiT-4.2B --model-dir "$MODELS" --out "$OUT/runtime-cuda.json"
-  step eval-a8 "$(left 70)" "${EVAL[@]}" --mode a8 --samples 1000 --out "$OUT/eval-cuda-a8.json"
-  step eval-exact "$(left 80)" "${EVAL[@]}" --mode exact --samples 1000 --out "$OUT/eval-cuda-exact.json"
+  step tests "$(left 120)" "$P/tests/TerDiT.Runtime.Cuda.Tests" -noColor -parallel none
+  step bench "$(left 130)" "$TERDIT" bench runtime --device cuda --presets TerDiT-4.2B,TerDiT-600M,TerDiT-S --model-dir "$MODELS" --out "$OUT/runtime-cuda.json"
+  step eval-a8 "$(left 60)" "${EVAL[@]}" --mode a8 --samples 1000 --out "$OUT/eval-cuda-a8.json"
   step torch "$(left 400)" python3 "$P/torch_runtime.py" --json "$OUT/runtime-cuda.json" --warmup 2 --reps 7 \
+    --impls authors-unpack,torch-bf16-eager,torch-bf16-compile,torch-fp8-compile \
     --bf16-compile-points TerDiT-600M:1,TerDiT-600M:16,TerDiT-4.2B:1,TerDiT-4.2B:4,TerDiT-4.2B:16
-  # Nsight Compute: the a8 GEMM at M = 8192, 3072 -> 3072 (the 7th launch of the large-tile store kernel: past warm-up).
-  step ncu "$(left 60)" ncu --set full -k regex:gemm_t1_m128_e0 --launch-skip 6 -c 1 "$TERDIT" bench runtime --device cuda \
-    --presets "" --gemm-rows 8192 --repetitions 1 --rounds 1 --out /tmp/ncu-bench.json
+  if [ $((DEADLINE - SECONDS)) -gt 60 ]; then
+    step eval-exact "$(left 80)" "${EVAL[@]}" --mode exact --samples 1000 --out "$OUT/eval-cuda-exact.json"
+  fi
+  if [ $((DEADLINE - SECONDS)) -gt 40 ]; then
+    # Nsight Compute: the a8 GEMM at M = 8192, 3072 -> 3072 (the 7th launch of the large-tile store kernel: past warm-up).
+    step ncu "$(left 60)" ncu --set full -k regex:gemm_t1_m128_e0 --launch-skip 6 -c 1 "$TERDIT" bench runtime --device cuda \
+      --presets "" --gemm-rows 8192 --repetitions 1 --rounds 1 --out /tmp/ncu-bench.json
+  fi
 fi
 python3 "$P/torch_runtime.py" --json "$OUT/runtime-cuda.json" --summary-only 2>/dev/null | tail -n 20
 echo; printf '%s\n' "${summary[@]}"
