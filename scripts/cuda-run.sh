@@ -3,7 +3,7 @@
 # `tar xJf cuda-publish.tar.xz` (scripts/cuda-publish.sh): the CUDA tests, `terdit bench runtime --device cuda` with
 # the PyTorch baselines of the same call, the shipped model's eval on the GPU, and an Nsight Compute report of the
 # main GEMM kernel. Everything lands in OUT_DIR; a summary is printed last.
-# usage: bash cuda-publish/cuda-run.sh OUT_DIR [full|smoke]
+# usage: bash cuda-publish/cuda-run.sh OUT_DIR [full|smoke|check]
 set -uo pipefail
 P=$(cd "$(dirname "$0")" && pwd)
 OUT=${1:?usage: cuda-run.sh OUT_DIR [full|smoke]}
@@ -30,7 +30,13 @@ cat "$OUT/gpu.txt"
 DEADLINE=${DEADLINE:-570}
 left() { local l=$((DEADLINE - SECONDS)); [ "$1" -lt "$l" ] && echo "$1" || echo $((l > 5 ? l : 5)); }
 EVAL=(env LD_LIBRARY_PATH="$TORCH_LIBS:$P/cli" "$TERDIT" eval --model models/terdit-s-fmnist.tdit --device cuda --reference-dir "$P/data")
-if [ "$PHASE" = smoke ]; then
+if [ "$PHASE" = check ]; then
+  # The tests, and the shipped model's eval at the settings of the CPU runtime's table in docs/RESULTS.md.
+  step tests "$(left 120)" "$P/tests/TerDiT.Runtime.Cuda.Tests" -noColor -parallel none
+  for m in exact a8; do
+    step eval-$m "$(left 60)" "${EVAL[@]}" --mode $m --samples 300 --steps 25 --cfg 1.5 --batch 100 --seed 0 --out "$OUT/eval-cuda-$m-300.json"
+  done
+elif [ "$PHASE" = smoke ]; then
   step tests "$(left 200)" "$P/tests/TerDiT.Runtime.Cuda.Tests" -noColor -parallel none
   step bench "$(left 150)" "$TERDIT" bench runtime --device cuda --presets TerDiT-S,TerDiT-600M,TerDiT-4.2B --batches 1,16 \
     --gemm-rows 2048 --repetitions 3 --rounds 1 --model-dir "$MODELS" --out "$OUT/runtime-cuda.json"

@@ -101,7 +101,8 @@ __device__ __forceinline__ float clamp127(float v) { return fminf(fmaxf(v, -127.
 template <typename Values>
 __device__ void quantize_row(const Values& values, int k, int row, float absmax, bool bad, const PlaneArgs& p, int* iscratch)
 {
-    // The CPU's ActivationQuantizer: a zero row has scale 0, a row with NaN or infinity scale NaN; both give q = 0.
+    // The CPU's ActivationQuantizer: a zero row has scale 0, a row with NaN or infinity scale NaN (the bits of .NET's
+    // float.NaN, 0xffc00000); both give q = 0.
     bool degenerate = bad || absmax == 0.0f;
     float inv = degenerate ? 0.0f : __fdiv_rn(127.0f, absmax);
     size_t plane = (size_t)p.mpad * p.kpad;
@@ -132,7 +133,7 @@ __device__ void quantize_row(const Values& values, int k, int row, float absmax,
     }
     if (threadIdx.x == 0)
     {
-        p.scales[row] = degenerate ? (bad ? __int_as_float(0x7fc00000) : 0.0f) : __fdiv_rn(absmax, 127.0f);
+        p.scales[row] = degenerate ? (bad ? __int_as_float(0xffc00000) : 0.0f) : __fdiv_rn(absmax, 127.0f);
         p.rowsums[row] = s0;
         if (p.terms == 3)
         {
