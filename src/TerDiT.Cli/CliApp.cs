@@ -39,7 +39,7 @@ public static class CliApp
         var parse = CreateRoot().Parse(args);
         if (parse.Errors.Count > 0)
         {
-            var messages = parse.Errors.Select(e => OneLine(e.Message).TrimEnd('.')).Distinct();
+            var messages = parse.Errors.Select(e => Flatten(e.Message).TrimEnd('.')).Distinct();
             stderr.WriteLine($"terdit: error: {string.Join("; ", messages)} (see 'terdit --help')");
             return UsageError;
         }
@@ -58,6 +58,10 @@ public static class CliApp
             return UsageError;
         }
     }
+
+    /// <summary>A parse error's lines joined into one ("Must be one of:" lists its choices on the lines below).</summary>
+    static string Flatten(string message) =>
+        string.Join(' ', message.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)) is { Length: > 0 } line ? line : "failed without a message";
 
     /// <summary>The first line of a message (native errors can span many).</summary>
     static string OneLine(string message)

@@ -39,12 +39,18 @@ public sealed class TerDiTPipeline : IDisposable
     /// open until <see cref="Dispose"/>.
     /// </summary>
     /// <exception cref="TditFormatException">The file is not a valid packed model.</exception>
+    /// <exception cref="InsufficientMemoryException">The model's fixed buffers (attention, RoPE) need more memory than the machine has.</exception>
     public static TerDiTPipeline Load(string path, RuntimeOptions? options = null)
     {
         var file = TditFile.Open(path);
         try
         {
             return new TerDiTPipeline(new TditWeightSource(file), options, file) { ClassNames = file.Info.Classes };
+        }
+        catch (InsufficientMemoryException e)
+        {
+            file.Dispose();
+            throw new InsufficientMemoryException($"{Path.GetFileName(path)}: {e.Message}", e);
         }
         catch
         {

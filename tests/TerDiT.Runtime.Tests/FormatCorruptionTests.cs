@@ -217,4 +217,27 @@ public sealed class FormatCorruptionTests : IDisposable
         });
         Assert.Contains($"ternary weight '{name}' is not valid terdit-2bit-128 data: byte 70 (row 2) holds the invalid trit code 3", msg);
     }
+
+    [Fact]
+    public void LoneSurrogateInTheHeaderNamesTheFile()
+    {
+        Assert.Contains("not valid Unicode", Refusal(Header("{\"__metadata__\":{\"format\":\"\\ud800\"}}")));
+        Assert.Contains("not valid Unicode", Refusal(Header("{\"\\udc00x\":{}}")));
+    }
+
+    [Fact]
+    public void DirectoryIsNamedAsSuch()
+    {
+        var e = Assert.Throws<TditFormatException>(() => TditFile.Open(files.Directory).Dispose());
+        Assert.Contains("is a directory", e.Message);
+    }
+
+    /// <summary>A config whose sizes lie outside its bounds is refused as a config, whatever tensors the file holds.</summary>
+    [Fact]
+    public void ConfigOutsideItsBounds()
+    {
+        Assert.Contains("InputSize 65536 is outside 1..8192", RefusalOfEdit(h => h["__metadata__"]!["config"] = (FormatTestFiles.Odd with { InputSize = 65536 }).ToJson()));
+        Assert.Contains("AlphaInit 7 is not one of", RefusalOfEdit(h => h["__metadata__"]!["config"] =
+            FormatTestFiles.Odd.ToJson().Replace("\"AlphaInit\":\"Normal\"", "\"AlphaInit\":7")));
+    }
 }

@@ -6,6 +6,7 @@ using System.Text.Json.Nodes;
 using Spectre.Console;
 using TerDiT.Data;
 using TerDiT.Evaluation;
+using TerDiT.Runtime;
 using TerDiT.Runtime.Imaging;
 using TerDiT.Runtime.Sampling;
 using TerDiT.Training;
@@ -56,6 +57,9 @@ static class EvalCommand
             if (n < 10) throw new ArgumentException($"--samples must be at least 10 (one per class), not {n}");
             if (batchSize <= 0) throw new ArgumentException($"--batch must be positive, not {batchSize}");
             if (stepCount <= 0) throw new ArgumentException($"--steps must be positive, not {stepCount}");
+            // Kept for scoring: 128 float64 features per sample (twice while gathered), and the k-NN distances of
+            // precision/recall in row blocks of 1024 (three float64 temporaries per block).
+            MemoryBudget.Require(MemoryBudget.Multiply(n, 2 * 128 * 8 + 3 * 1024 * 8), $"--samples {n}: scoring {n} samples");
             var gridPath = p.GetValue(grid);
             var outPath = p.GetValue(output);
             var kind = p.GetValue(sampler) == "ddpm" ? SamplerKind.Ddpm : SamplerKind.Ddim;
@@ -183,7 +187,11 @@ static class EvalCommand
         var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
         Directory.CreateDirectory(dir);
         var tmp = Path.Combine(dir, $".{Path.GetFileName(path)}.{Environment.ProcessId}.tmp");
-        File.WriteAllText(tmp, text + "\n");
-        File.Move(tmp, path, overwrite: true);
+        try
+        {
+            File.WriteAllText(tmp, text + "\n");
+            File.Move(tmp, path, overwrite: true);
+        }
+        finally { File.Delete(tmp); } // no-op after the rename
     }
 }

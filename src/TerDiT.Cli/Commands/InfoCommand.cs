@@ -16,6 +16,11 @@ static class InfoCommand
     {
         var model = new ModelOptions(presetRequired: false);
         var file = new Argument<string?>("MODEL") { Description = "a packed model (.tdit) to describe", Arity = ArgumentArity.ZeroOrOne };
+        file.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<string?>() is { } value && value.StartsWith('-'))
+                r.AddError($"unknown option '{value}' (a model file name cannot start with '-')");
+        });
         var command = new Command("info", "Print a packed model's sizes and config, or a preset's config and parameter counts.");
         command.Add(file);
         model.AddTo(command);

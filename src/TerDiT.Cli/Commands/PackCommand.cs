@@ -18,7 +18,7 @@ static class PackCommand
         var checkpoint = new Option<string?>("--checkpoint") { Description = "a .ckpt file, or a run directory (its latest checkpoint)" };
         var model = new ModelOptions(presetRequired: false);
         var randomInit = new Option<bool>("--random-init") { Description = "pack an untrained model of --preset (the model's own initialisation), for size and speed measurements" };
-        var seed = new Option<long>("--seed") { Description = "initialisation seed with --random-init", DefaultValueFactory = _ => 0 };
+        var seed = new Option<ulong>("--seed") { Description = "initialisation seed with --random-init", DefaultValueFactory = _ => 0 };
         var weights = new Option<string>("--weights") { Description = "ema or raw weights of the checkpoint", DefaultValueFactory = _ => "ema" };
         var fpDType = new Option<string>("--fp-dtype")
         {
@@ -49,7 +49,7 @@ static class PackCommand
             else
             {
                 if (config is null || !p.GetValue(randomInit)) throw new ArgumentException("give --checkpoint PATH, or --preset NAME --random-init");
-                sizes = ModelPacker.PackRandomInit(config, path, p.GetValue(seed), fp);
+                sizes = ModelPacker.PackRandomInit(config, path, (long)p.GetValue(seed), fp);
                 stdout.WriteLine($"packed a random-init {config.Name} ({(config.Ternary ? "ternary" : "full precision")}, seed {p.GetValue(seed)})");
             }
             stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,

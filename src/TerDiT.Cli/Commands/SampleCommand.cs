@@ -1,5 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
+using TerDiT.Runtime;
+using TerDiT.Runtime.Config;
 using TerDiT.Runtime.Imaging;
 using TerDiT.Runtime.Sampling;
 using TerDiT.Training;
@@ -53,6 +55,7 @@ static class SampleCommand
             var rows = ParseClasses(p.GetValue(classes), c.NumClasses);
             int columns = p.GetValue(perClass);
             if (columns <= 0) throw new ArgumentException($"--per-class must be positive, not {columns}");
+            CheckGrid(c, rows.Count, columns);
             int[] labels = rows.SelectMany(k => Enumerable.Repeat(k, columns)).ToArray(); // row r holds classes[r]
             var images = source.Sample(labels, p.GetValue(sampler) == "ddpm" ? SamplerKind.Ddpm : SamplerKind.Ddim,
                 p.GetValue(steps), scale, p.GetValue(seed)); // (N, C, H, W)
@@ -62,6 +65,22 @@ static class SampleCommand
             return 0;
         }));
         return command;
+    }
+
+    /// <summary>
+    /// Refuses, before sampling, a grid whose images (float and 8-bit) and PNG canvas need more memory than the
+    /// machine has; sampling itself runs in bounded chunks whatever the count.
+    /// </summary>
+    static void CheckGrid(TerDiTConfig c, int rows, int perClass)
+    {
+        long images = (long)rows * perClass, imageBytes = (long)c.InChannels * c.InputSize * c.InputSize;
+        long width = MemoryBudget.Multiply(perClass, c.InputSize + PngGrid.Padding) + PngGrid.Padding;
+        long height = MemoryBudget.Multiply(rows, c.InputSize + PngGrid.Padding) + PngGrid.Padding;
+        string what = $"--per-class {perClass}: a grid of {rows}×{perClass} images of {c.InChannels}×{c.InputSize}×{c.InputSize}";
+        if (width > int.MaxValue || height > int.MaxValue) throw new ArgumentException($"{what} is wider than a PNG can be");
+        long canvas = MemoryBudget.Multiply(width * height, c.InChannels);
+        MemoryBudget.RequireArray(canvas, what);
+        MemoryBudget.Require(MemoryBudget.Multiply(images, 5 * imageBytes) + canvas, what);
     }
 
     /// <summary>"0,3,7" → [0, 3, 7]; null → every class.</summary>

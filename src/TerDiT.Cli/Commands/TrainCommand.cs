@@ -59,12 +59,14 @@ static class TrainCommand
             // The data are shaped for the checkpoint's model when resuming without --preset.
             var shapeConfig = config;
             if (shapeConfig is null)
-                using (var ckpt = Checkpoint.Load(Checkpoint.Resolve(runDir))) shapeConfig = ckpt.Config;
+                using (var ckpt = Checkpoint.LoadLatestValid(runDir, out _, out _)) shapeConfig = ckpt.Config;
             var images = DatasetSource.Load(dataSpec, shapeConfig, p.GetValue(dataDir), p.GetValue(resize), p.GetValue(limit));
 
             using var trainer = resuming
                 ? Trainer.Resume(runDir, options, images, dataSpec, config, dev, communicator: communicator)
                 : Trainer.Start(config!, options, images, dataSpec, runDir, dev, communicator: communicator);
+            foreach (var damaged in trainer.SkippedCheckpoints) stdout.WriteLine($"warning: passed over a damaged checkpoint: {damaged}");
+            foreach (var tmp in trainer.RemovedTemporaries) stdout.WriteLine($"removed {tmp}, left by a killed run");
             stdout.WriteLine($"{(resuming ? "resuming" : "training")} {trainer.Model.Config.Name} ({(trainer.Model.Config.Ternary ? "ternary" : "full precision")}) " +
                              $"on {images.Count} images of '{dataSpec}', step {trainer.Step} → {options.Steps}, batch {options.BatchSize}, device {dev.type}" +
                              (communicator is null ? "" : $" × {communicator.WorldSize} ranks"));

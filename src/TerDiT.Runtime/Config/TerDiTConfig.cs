@@ -54,17 +54,35 @@ public sealed record TerDiTConfig
     /// <summary>Features of one flattened patch: C·p·p.</summary>
     [JsonIgnore] public int PatchFeatures => InChannels * PatchSize * PatchSize;
 
-    /// <summary>Throws <see cref="ArgumentException"/> with a readable message if the config is inconsistent.</summary>
+    /// <summary>Largest sizes a config may have: far above every preset, small enough that every derived size is an <c>int</c>.</summary>
+    public const int MaxHiddenSize = 65_536, MaxDepth = 1_024, MaxClasses = 1 << 24, MaxChannels = 1_024, MaxInputSize = 8_192,
+        MaxTokens = 65_536, MaxPatchFeatures = 1 << 20, MaxFfnMultipleOf = 65_536;
+
+    /// <summary>
+    /// Throws <see cref="ArgumentException"/> with a readable message if the config is inconsistent or a size
+    /// lies outside (0, Max…] (the <c>Max</c> constants above; tokens and patch features computed with 64-bit
+    /// arithmetic before they are compared).
+    /// </summary>
     public TerDiTConfig Validate()
     {
         void Require(bool ok, string what) { if (!ok) throw new ArgumentException($"invalid model config '{Name}': {what}"); }
-        Require(InChannels > 0 && InputSize > 0 && PatchSize > 0 && HiddenSize > 0 && Depth > 0 && NumHeads > 0 && NumClasses > 0,
-            "all sizes must be positive");
+        void Size(string name, int value, int max) => Require(value > 0 && value <= max, $"{name} {value} is outside 1..{max}");
+        Size(nameof(InChannels), InChannels, MaxChannels);
+        Size(nameof(InputSize), InputSize, MaxInputSize);
+        Size(nameof(PatchSize), PatchSize, MaxInputSize);
+        Size(nameof(HiddenSize), HiddenSize, MaxHiddenSize);
+        Size(nameof(Depth), Depth, MaxDepth);
+        Size(nameof(NumHeads), NumHeads, MaxHiddenSize);
+        Size(nameof(NumClasses), NumClasses, MaxClasses);
+        Size(nameof(FfnMultipleOf), FfnMultipleOf, MaxFfnMultipleOf);
+        Require(Enum.IsDefined(AlphaInit), $"{nameof(AlphaInit)} {(int)AlphaInit} is not one of {string.Join(", ", Enum.GetNames<AlphaInit>())}");
+        long patchFeatures = (long)InChannels * PatchSize * PatchSize, grid = InputSize / PatchSize;
+        Require(patchFeatures <= MaxPatchFeatures, $"a patch of {InChannels}×{PatchSize}×{PatchSize} = {patchFeatures} features exceeds {MaxPatchFeatures}");
+        Require(grid * grid <= MaxTokens, $"{InputSize}/{PatchSize} = {grid} patches a side make {grid * grid} tokens, more than {MaxTokens}");
         Require(InputSize % PatchSize == 0, $"input size {InputSize} is not a multiple of patch size {PatchSize}");
         Require(HiddenSize % NumHeads == 0, $"hidden size {HiddenSize} is not a multiple of {NumHeads} heads");
         Require(HeadDim % 2 == 0, $"head dimension {HeadDim} must be even for RoPE");
         Require(ClassDropout is >= 0 and < 1, "class dropout must be in [0, 1)");
-        Require(FfnMultipleOf > 0, "FFN multiple must be positive");
         return this;
     }
 

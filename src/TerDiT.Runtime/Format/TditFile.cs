@@ -66,6 +66,7 @@ public sealed unsafe class TditFile : IDisposable
         string where = System.IO.Path.GetFileName(path);
         TditFormatException Bad(string what) => new($"{where}: {what}");
 
+        if (Directory.Exists(path)) throw Bad("is a directory, not a packed model file");
         var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
         long fileLength = stream.Length;
         if (fileLength < 8)
@@ -185,20 +186,25 @@ public sealed unsafe class TditFile : IDisposable
         catch (JsonException e) { throw bad($"header is not valid JSON: {e.Message}"); }
         using (doc)
         {
-            var root = doc.RootElement;
-            if (root.ValueKind != JsonValueKind.Object) throw bad($"header is a JSON {root.ValueKind}, expected an object of tensors");
-            Dictionary<string, string>? metadata = null;
-            var decls = new List<Decl>();
-            var seen = new HashSet<string>();
-            foreach (var p in root.EnumerateObject())
-                if (!seen.Add(p.Name)) throw bad($"header has the key '{p.Name}' twice");
-            foreach (var p in root.EnumerateObject())
-            {
-                if (p.Name == "__metadata__") metadata = ParseMetadata(p.Value, bad);
-                else decls.Add(ParseTensor(p.Name, p.Value, bad));
-            }
-            return (metadata ?? throw bad("header has no __metadata__ (a plain safetensors file, not a .tdit packed model?)"), decls);
+            try { return ParseRoot(doc.RootElement, bad); }
+            catch (InvalidOperationException e) { throw bad($"header holds a string that is not valid Unicode: {e.Message}"); }
         }
+    }
+
+    static (Dictionary<string, string>, List<Decl>) ParseRoot(JsonElement root, Func<string, TditFormatException> bad)
+    {
+        if (root.ValueKind != JsonValueKind.Object) throw bad($"header is a JSON {root.ValueKind}, expected an object of tensors");
+        Dictionary<string, string>? metadata = null;
+        var decls = new List<Decl>();
+        var seen = new HashSet<string>();
+        foreach (var p in root.EnumerateObject())
+            if (!seen.Add(p.Name)) throw bad($"header has the key '{p.Name}' twice");
+        foreach (var p in root.EnumerateObject())
+        {
+            if (p.Name == "__metadata__") metadata = ParseMetadata(p.Value, bad);
+            else decls.Add(ParseTensor(p.Name, p.Value, bad));
+        }
+        return (metadata ?? throw bad("header has no __metadata__ (a plain safetensors file, not a .tdit packed model?)"), decls);
     }
 
     static Dictionary<string, string> ParseMetadata(JsonElement e, Func<string, TditFormatException> bad)

@@ -56,6 +56,7 @@ public sealed class TditWriter : IDisposable
         }
         byName = layout.Tensors.ToDictionary(t => t.Name);
 
+        Directory.CreateDirectory(Path.GetDirectoryName(this.path)!);
         tempPath = Path.Combine(Path.GetDirectoryName(this.path)!, $".{Path.GetFileName(this.path)}.{Guid.NewGuid():N}.tmp");
         file = File.OpenHandle(tempPath, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, FileOptions.None, layout.FileLength);
         try { RandomAccess.Write(file, layout.Prefix, 0); }

@@ -85,8 +85,12 @@ public static class PngGrid
         var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
         Directory.CreateDirectory(dir);
         var tmp = Path.Combine(dir, $".{Path.GetFileName(path)}.{Environment.ProcessId}.tmp");
-        File.WriteAllBytes(tmp, png);
-        File.Move(tmp, path, overwrite: true);
+        try
+        {
+            File.WriteAllBytes(tmp, png);
+            File.Move(tmp, path, overwrite: true);
+        }
+        finally { File.Delete(tmp); } // no-op after the rename
     }
 
     static readonly PngEncoder Encoder = new() { CompressionLevel = PngCompressionLevel.DefaultCompression };

@@ -49,6 +49,8 @@ public sealed class RuntimeModel : IDenoiserModel
 
         _frequencies = TimestepFrequencies();
 
+        MemoryBudget.RequireArray((long)c.Tokens * (c.Tokens + 1), $"attention over {c.Tokens} tokens");
+        MemoryBudget.Require(FixedBytes(c, _options.Threads), $"a {c.InChannels}×{c.InputSize}×{c.InputSize} model ({c.Tokens} tokens, {_options.Threads} threads)'s attention and RoPE tables");
         _blocks = new Block[c.Depth];
         for (int i = 0; i < c.Depth; i++) _blocks[i] = LoadBlock(weights, $"blocks.{i}.");
         _rope = new RopeTable(c.Tokens, c.HeadDim);
@@ -114,7 +116,13 @@ public sealed class RuntimeModel : IDenoiserModel
             if (labels[i] < 0 || labels[i] > c.NumClasses)
                 throw new ArgumentException($"label {i} is {labels[i]}, must be in [0, {c.NumClasses}] ({c.NumClasses} = null class)");
         }
-        if (_buffers == null || _buffers.Images < n) _buffers = new Buffers(c, n);
+        if (_buffers == null || _buffers.Images < n)
+        {
+            _buffers = null;
+            MemoryBudget.RequireArray(LargestBuffer(c, n), $"a batch of {n} images of {c.InChannels}×{c.InputSize}×{c.InputSize}");
+            MemoryBudget.Require(BufferBytes(c, n), $"a batch of {n} images of {c.InChannels}×{c.InputSize}×{c.InputSize} ({c.Tokens} tokens)");
+            _buffers = new Buffers(c, n);
+        }
         var buf = _buffers;
         int rows = n * c.Tokens, d = c.HiddenSize;
 
@@ -246,6 +254,27 @@ public sealed class RuntimeModel : IDenoiserModel
     }
 
     /// <summary>Activation buffers for up to <see cref="Images"/> images, reused across calls.</summary>
+    /// <summary>Bytes of <see cref="Buffers"/> for <paramref name="images"/> images (64-bit arithmetic; the sum of its fields).</summary>
+    static long BufferBytes(TerDiTConfig c, long images)
+    {
+        long perToken = c.PatchFeatures + 7L * c.HiddenSize + 2L * c.FfnHidden + (long)c.PatchSize * c.PatchSize * c.OutChannels;
+        return 4 * images * ((long)c.Tokens * perToken + FrequencyDim + 3L * c.CondDim + 6L * c.HiddenSize);
+    }
+
+    /// <summary>Elements of the largest of <see cref="Buffers"/>' arrays.</summary>
+    static long LargestBuffer(TerDiTConfig c, long images) => images * c.Tokens * Math.Max(3L * c.HiddenSize, 2L * c.FfnHidden);
+
+    /// <summary>
+    /// Bytes allocated once per model whatever the batch: the RoPE table (2·T·hd floats) and, per thread, the
+    /// attention scratch (T² scores, packed keys and values, and as many int16 codes again for A8), rounded up.
+    /// </summary>
+    static long FixedBytes(TerDiTConfig c, long threads)
+    {
+        long t = c.Tokens, hd = c.HeadDim;
+        long perWorker = 4 * (t * t + 4 * t * (hd + 64)) + 2 * (t * (t + 1) + 4 * t * (hd + 64));
+        return 8 * t * hd + threads * perWorker;
+    }
+
     sealed class Buffers(TerDiTConfig c, int images)
     {
         public readonly int Images = images;

@@ -65,6 +65,29 @@ public sealed class Checkpoint : IDisposable
         return latest ?? throw new FileNotFoundException($"no checkpoint (step-*.ckpt) in {dir}", dir);
     }
 
+    /// <summary>
+    /// Loads the newest checkpoint of a run directory that is valid: when the newest is damaged (a crash while
+    /// the disk filled, a bad copy), the one before it, and so on. <paramref name="skipped"/> gets one message per
+    /// damaged checkpoint passed over, newest first; <paramref name="path"/> the file loaded. A file path is loaded as it is.
+    /// </summary>
+    /// <exception cref="FileNotFoundException">No checkpoint there.</exception>
+    /// <exception cref="InvalidDataException">Every checkpoint there is damaged (the newest one's message).</exception>
+    public static Checkpoint LoadLatestValid(string checkpointOrRunDir, out string path, out IReadOnlyList<string> skipped)
+    {
+        path = Resolve(checkpointOrRunDir);
+        var failures = new List<string>();
+        skipped = failures;
+        if (File.Exists(checkpointOrRunDir)) return Load(path);
+        var candidates = Directory.GetFiles(Path.GetDirectoryName(path)!, "step-*.ckpt").Order(StringComparer.Ordinal).Reverse().ToList();
+        foreach (var candidate in candidates)
+        {
+            path = candidate;
+            try { return Load(candidate); }
+            catch (InvalidDataException e) { failures.Add(e.Message); }
+        }
+        throw new InvalidDataException(failures[0]);
+    }
+
     /// <summary>Writes the checkpoint to <paramref name="path"/> atomically.</summary>
     public void Save(string path)
     {
@@ -92,32 +115,75 @@ public sealed class Checkpoint : IDisposable
                 .Concat(OptimizerState.Select(kv => ("optim." + kv.Key, kv.Value))));
     }
 
-    /// <summary>Reads and validates a checkpoint (see <see cref="CheckpointFile.Read"/> for the refusals).</summary>
+    /// <summary>Tensor name prefixes: the weights, their EMA, and (optional, all or none) AdamW's moments.</summary>
+    static readonly string[] WeightGroups = ["model.", "ema."], OptimizerGroups = ["optim.exp_avg.", "optim.exp_avg_sq."];
+
+    /// <summary>
+    /// Reads and validates a checkpoint (see <see cref="CheckpointFile.Read"/> for the container's refusals).
+    /// Before any tensor is allocated the header is checked: format, a valid config within
+    /// <see cref="TerDiTConfig"/>'s bounds, valid train options, step counts in [0, <see cref="TrainOptions.MaxSteps"/>],
+    /// data size and position, and the tensor list against the config's <see cref="ParameterSchema"/> (every
+    /// <c>model.NAME</c> and <c>ema.NAME</c>, and either every AdamW moment or none, with the parameter's shape and a
+    /// floating dtype; nothing else), so a file's config cannot make it allocate more than its own tensors.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The file is not a valid training checkpoint; the message names it and the fault.</exception>
     public static Checkpoint Load(string path)
     {
-        var (header, tensors) = CheckpointFile.Read(path);
-        try
+        (TerDiTConfig Config, TrainOptions Options, long Step, DataInfo Data, (long, int) Position, long OptimizerStep)? parsed = null;
+        var (_, tensors) = CheckpointFile.Read(path, (header, entries) =>
         {
-            if ((string?)header["format"] != FormatName) throw new InvalidDataException($"{path}: not a training checkpoint (format '{header["format"]}')");
-            var rng = header["rng"]!.AsObject();
-            var data = header["data"]!.AsObject();
-            Dictionary<string, Tensor> Group(string prefix) =>
-                tensors.Where(kv => kv.Key.StartsWith(prefix, StringComparison.Ordinal)).ToDictionary(kv => kv.Key[prefix.Length..], kv => kv.Value);
-            return new Checkpoint
+            InvalidDataException Bad(string what) => new($"{path}: {what}");
+            if (header["format"] is not JsonValue f || !f.TryGetValue(out string? format) || format != FormatName)
+                throw Bad($"not a training checkpoint (format '{header["format"]?.ToJsonString()}', expected '{FormatName}')");
+            try
             {
-                Config = TerDiTConfig.FromJson(header["config"]!.ToJsonString()),
-                Options = header["options"].Deserialize<TrainOptions>() ?? throw new InvalidDataException("options missing"),
-                Step = (long)header["step"]!,
-                Data = new DataInfo((string)data["spec"]!, (int)data["count"]!),
-                DataPosition = ((long)rng["epoch"]!, (int)rng["cursor"]!),
-                OptimizerStep = (long)header["optimizer"]!["step"]!,
-                Model = Group("model."), Ema = Group("ema."), OptimizerState = Group("optim."),
-            };
-        }
-        catch (Exception e) when (e is NullReferenceException or InvalidOperationException or FormatException or JsonException or ArgumentException)
+                var config = TerDiTConfig.FromJson(header["config"]!.ToJsonString());
+                var options = (header["options"].Deserialize<TrainOptions>() ?? throw new FormatException("options are null")).Validate();
+                var rng = header["rng"]!.AsObject();
+                var data = header["data"]!.AsObject();
+                long step = (long)header["step"]!, optimizerStep = (long)header["optimizer"]!["step"]!, epoch = (long)rng["epoch"]!;
+                int count = (int)data["count"]!, cursor = (int)rng["cursor"]!;
+                if (step is < 0 or > TrainOptions.MaxSteps || optimizerStep is < 0 or > TrainOptions.MaxSteps)
+                    throw Bad($"step {step} or optimizer step {optimizerStep} is outside 0..{TrainOptions.MaxSteps}");
+                if (count <= 0 || cursor < 0 || cursor >= count || epoch < 0)
+                    throw Bad($"data position (epoch {epoch}, cursor {cursor}) does not fit {count} images");
+                CheckTensors(config, entries, Bad);
+                parsed = (config, options, step, new DataInfo((string)data["spec"]!, count), (epoch, cursor), optimizerStep);
+            }
+            catch (Exception e) when (e is NullReferenceException or InvalidOperationException or FormatException or JsonException or ArgumentException or OverflowException)
+            {
+                throw Bad($"checkpoint header is missing or has a malformed field ({e.Message})");
+            }
+        });
+        Dictionary<string, Tensor> Group(string prefix) =>
+            tensors.Where(kv => kv.Key.StartsWith(prefix, StringComparison.Ordinal)).ToDictionary(kv => kv.Key[prefix.Length..], kv => kv.Value);
+        var h = parsed!.Value;
+        return new Checkpoint
         {
-            foreach (var t in tensors.Values) t.Dispose();
-            throw new InvalidDataException($"{path}: checkpoint header is missing or has a malformed field ({e.Message})", e);
+            Config = h.Config, Options = h.Options, Step = h.Step, Data = h.Data, DataPosition = h.Position,
+            OptimizerStep = h.OptimizerStep, Model = Group("model."), Ema = Group("ema."), OptimizerState = Group("optim."),
+        };
+    }
+
+    /// <summary>The tensor list must be exactly the config's parameters in the weight groups (and all or none of the optimizer groups).</summary>
+    static void CheckTensors(TerDiTConfig config, IReadOnlyList<CheckpointTensorInfo> entries, Func<string, InvalidDataException> bad)
+    {
+        var byName = entries.ToDictionary(e => e.Name, StringComparer.Ordinal);
+        var groups = byName.Keys.Any(n => n.StartsWith("optim.", StringComparison.Ordinal)) ? [.. WeightGroups, .. OptimizerGroups] : WeightGroups;
+        var expected = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var p in ParameterSchema.Enumerate(config)) // stops at the first missing tensor: a huge config costs nothing
+            foreach (var g in groups)
+            {
+                string shape = $"[{string.Join(", ", p.Shape)}]";
+                if (!byName.TryGetValue(g + p.Name, out var e)) throw bad($"tensor '{g}{p.Name}' {shape} required by the config is missing");
+                if (!e.Shape.SequenceEqual(p.Shape) || e.DType is not (ScalarType.Float32 or ScalarType.Float64 or ScalarType.Float16 or ScalarType.BFloat16))
+                    throw bad($"tensor '{e.Name}' is {e.DType} [{string.Join(", ", e.Shape)}]; the config needs a floating tensor {shape}");
+                expected.Add(e.Name);
+            }
+        if (expected.Count != entries.Count)
+        {
+            var extra = entries.Select(e => e.Name).Where(n => !expected.Contains(n)).ToList();
+            throw bad($"{extra.Count} tensor(s) not in the config's parameter schema: {string.Join(", ", extra.Take(3).Select(n => $"'{n}'"))}{(extra.Count > 3 ? ", …" : "")}");
         }
     }
 

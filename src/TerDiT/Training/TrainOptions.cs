@@ -15,7 +15,13 @@ public enum TrainPrecision
 /// </summary>
 public sealed record TrainOptions
 {
-    /// <summary>Total optimizer steps of the run (a resumed run continues up to this count).</summary>
+    /// <summary>
+    /// Most optimizer steps a run may have: 10⁹, so that the sample position <c>step · batch</c> fits a 64-bit
+    /// integer for any batch size.
+    /// </summary>
+    public const long MaxSteps = 1_000_000_000;
+
+    /// <summary>Total optimizer steps of the run (a resumed run continues up to this count), at most <see cref="MaxSteps"/>.</summary>
     public long Steps { get; init; } = 1000;
     public int BatchSize { get; init; } = 32;
     /// <summary>AdamW learning rate (constant, no warm-up, as in Large-DiT).</summary>
@@ -37,7 +43,7 @@ public sealed record TrainOptions
     public TrainOptions Validate()
     {
         void Require(bool ok, string what) { if (!ok) throw new ArgumentException(what); }
-        Require(Steps >= 0, $"steps must be ≥ 0, not {Steps}");
+        Require(Steps is >= 0 and <= MaxSteps, $"steps must lie in [0, {MaxSteps}], not {Steps}");
         Require(BatchSize > 0, $"batch size must be positive, not {BatchSize}");
         Require(LearningRate > 0 && double.IsFinite(LearningRate), $"learning rate must be positive, not {LearningRate}");
         Require(WeightDecay >= 0 && double.IsFinite(WeightDecay), $"weight decay must be ≥ 0, not {WeightDecay}");

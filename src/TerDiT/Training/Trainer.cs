@@ -3,6 +3,7 @@ using TerDiT.Data;
 using TerDiT.Distributed;
 using TerDiT.Diffusion;
 using TerDiT.Model;
+using TerDiT.Runtime;
 using TerDiT.Runtime.Config;
 using TerDiT.Runtime.Sampling;
 using TorchSharp;
@@ -57,6 +58,7 @@ public sealed class Trainer : IDisposable
         ema = new Ema(flat, options.EmaDecay);
         if (!IsMain) return;
         Directory.CreateDirectory(Path.Combine(runDir, "checkpoints"));
+        RemovedTemporaries = CheckpointFile.RemoveStaleTemporaries(Path.Combine(runDir, "checkpoints"));
         metrics = new MetricsLog(MetricsPath, step);
     }
 
@@ -66,6 +68,10 @@ public sealed class Trainer : IDisposable
     /// <summary>Optimizer steps completed.</summary>
     public long Step { get; private set; }
     public string MetricsPath => Path.Combine(RunDir, "metrics.jsonl");
+    /// <summary>Why <see cref="Resume"/> passed over newer checkpoints (damaged ones), newest first; empty otherwise.</summary>
+    public IReadOnlyList<string> SkippedCheckpoints { get; private set; } = [];
+    /// <summary>Temporary checkpoint files of killed runs that the constructor deleted.</summary>
+    public IReadOnlyList<string> RemovedTemporaries { get; private set; } = [];
     /// <summary>True unless this is a data-parallel rank other than 0 (which writes no files).</summary>
     public bool IsMain => communicator is null || communicator.Rank == 0;
     /// <summary>The EMA weights by parameter name (live tensors).</summary>
@@ -81,6 +87,7 @@ public sealed class Trainer : IDisposable
     {
         options.Validate();
         CheckData(config, data);
+        CheckMemory(config, options, device, communicator);
         var ckptDir = Path.Combine(runDir, "checkpoints");
         if (Directory.Exists(ckptDir) && Directory.EnumerateFiles(ckptDir, "step-*.ckpt").Any())
             throw new InvalidOperationException($"{runDir} already holds checkpoints; pass --resume to continue that run or choose another --out");
@@ -98,14 +105,14 @@ public sealed class Trainer : IDisposable
         Device? device = null, ScalarType dtype = ScalarType.Float32, ICommunicator? communicator = null)
     {
         options.Validate();
-        var path = Checkpoint.Resolve(runDir);
-        using var ckpt = Checkpoint.Load(path);
+        using var ckpt = Checkpoint.LoadLatestValid(runDir, out var path, out var skipped);
         if (config is not null && config != ckpt.Config)
             throw new ArgumentException($"the model options ({config.ToJson()}) differ from the checkpoint's ({ckpt.Config.ToJson()}); leave out --preset to resume with the checkpoint's");
         if (ckpt.Options.OptimisationDifference(options) is { } diff) throw new ArgumentException($"cannot resume {path} with {diff}");
         if (ckpt.Data.Count != data.Count)
             throw new ArgumentException($"cannot resume {path}: it was trained on {ckpt.Data.Count} images of '{ckpt.Data.Spec}', the data now has {data.Count}");
         CheckData(ckpt.Config, data);
+        CheckMemory(ckpt.Config, options, device, communicator);
 
         var model = new TerDiTModel(ckpt.Config);
         Checkpoint.CopyInto(model, ckpt.Model);
@@ -113,7 +120,21 @@ public sealed class Trainer : IDisposable
         trainer.ema.Load(ckpt.Ema);
         trainer.optimizer.LoadState(ckpt.OptimizerStep, ckpt.OptimizerState);
         trainer.lastSavedStep = ckpt.Step;
+        trainer.SkippedCheckpoints = skipped;
         return trainer;
+    }
+
+    /// <summary>
+    /// On the CPU, refuses a run whose estimated memory (<see cref="ActivationMemory.Training"/> for this process's
+    /// share of the batch) exceeds what the machine has, before anything is allocated. GPU memory is not checked here:
+    /// libtorch reports its own out-of-memory error.
+    /// </summary>
+    static void CheckMemory(TerDiTConfig config, TrainOptions options, Device? device, ICommunicator? communicator)
+    {
+        if (device is not null && device.type != DeviceType.CPU) return;
+        long perProcess = options.BatchSize / (communicator?.WorldSize ?? 1);
+        MemoryBudget.Require(ActivationMemory.Training(config, perProcess),
+            $"training {config.Name} ({config.Tokens} tokens) with --batch {options.BatchSize}");
     }
 
     static void CheckData(TerDiTConfig config, LabeledImages data)
