@@ -1,0 +1,68 @@
+using System.Buffers.Binary;
+using System.Security.Cryptography;
+using System.Text;
+using TerDiT.Imaging;
+using TerDiT.Runtime;
+using TerDiT.Runtime.Format;
+using TerDiT.Runtime.Model;
+using TerDiT.Runtime.Sampling;
+using TerDiT.Training;
+
+namespace TerDiT.Fuzz;
+
+/// <summary>
+/// Every fuzz target: one entry per loader of outside bytes. Each loads the file as the CLI does and then
+/// uses it for one sampling step of one image with guidance, so that a config that passes validation but
+/// cannot run is found too. A new target is one more entry here, a seed folder under fuzz/corpus, and a
+/// line in fuzz/README.md.
+/// </summary>
+static class Targets
+{
+    public static readonly IReadOnlyList<FuzzTarget> All =
+    [
+        // Packed model: validation, weight loading, runtime forward. The checksum is recomputed so mutations reach the parser.
+        new("tdit", "tdit", path =>
+        {
+            using var pipe = TerDiTPipeline.Load(path, new RuntimeOptions { Threads = 1, MaxBatch = 1 });
+            pipe.Sample([0], 1, 1, SamplerKind.Ddim, 1.5, 0);
+        }, [typeof(TditFormatException), typeof(InsufficientMemoryException)], RepairTditChecksum),
+
+        // Training checkpoint: container, header and schema validation, model construction, a TorchSharp forward.
+        new("ckpt", "ckpt", path =>
+        {
+            using var ckpt = Checkpoint.Load(path);
+            using var model = ckpt.CreateModel(WeightsKind.Ema);
+            using var images = ClassGridSampler.Sample(model, [0], 1, SamplerKind.Ddim, 1, 1.5, 0);
+        }, [typeof(InvalidDataException), typeof(InsufficientMemoryException)], RepairCheckpointHash),
+    ];
+
+    public static FuzzTarget Get(string name) =>
+        All.FirstOrDefault(t => t.Name == name) ?? throw new ArgumentException($"unknown target '{name}'; targets: {string.Join(", ", All.Select(t => t.Name))}");
+
+    /// <summary>A checkpoint ends in the SHA-256 of everything before it: recompute it (inputs shorter than the hash stay as they are).</summary>
+    static byte[] RepairCheckpointHash(byte[] input)
+    {
+        if (input.Length < 32) return input;
+        var bytes = (byte[])input.Clone();
+        SHA256.HashData(bytes.AsSpan(0, bytes.Length - 32), bytes.AsSpan(bytes.Length - 32));
+        return bytes;
+    }
+
+    /// <summary>
+    /// A .tdit header holds <c>"checksum":"sha256:HEX"</c> of the data section: recompute it in place when the
+    /// header length and the field are found (otherwise the input stays as it is).
+    /// </summary>
+    static byte[] RepairTditChecksum(byte[] input)
+    {
+        if (input.Length < 8) return input;
+        ulong n = BinaryPrimitives.ReadUInt64LittleEndian(input);
+        if (n > (ulong)(input.Length - 8)) return input;
+        var key = "\"checksum\":\"sha256:"u8;
+        int at = input.AsSpan(8, (int)n).IndexOf(key);
+        if (at < 0 || at + key.Length + 64 > (int)n) return input;
+        var bytes = (byte[])input.Clone();
+        var hex = Convert.ToHexStringLower(SHA256.HashData(bytes.AsSpan(8 + (int)n)));
+        Encoding.ASCII.GetBytes(hex).CopyTo(bytes, 8 + at + key.Length);
+        return bytes;
+    }
+}

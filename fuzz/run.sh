@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Fuzzes one target with afl-fuzz (Debian's afl++) and SharpFuzz for SECONDS, starting from the committed
+# corpus; prints the run's statistics; exits 1 when it found a crash or a hang (kept under
+# fuzz/regressions/TARGET/ as found-*). See fuzz/README.md.
+# Usage: fuzz/run.sh TARGET SECONDS [OUT_DIR]   (OUT_DIR default: fuzz/.work/findings/TARGET, emptied first)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+target=$1
+seconds=$2
+out=${3:-fuzz/.work/findings/$target}
+bin=fuzz/.work/bin
+
+# An instrumented copy of the build output: hard links for the packages' files, real copies of the project's
+# own assemblies (SharpFuzz rewrites the loaders' in place; a rebuild must not reach a running fuzzer).
+if [[ ! -x fuzz/.work/instrumented || fuzz/TerDiT.Fuzz/bin/Release/net10.0/TerDiT.Fuzz.dll -nt fuzz/.work/instrumented ]]; then
+  dotnet tool restore > /dev/null
+  rm -rf "$bin"
+  mkdir -p fuzz/.work
+  cp -al fuzz/TerDiT.Fuzz/bin/Release/net10.0 "$bin"
+  cp --remove-destination fuzz/TerDiT.Fuzz/bin/Release/net10.0/TerDiT.Fuzz.dll "$bin/"
+  for assembly in TerDiT.Runtime.dll TerDiT.dll; do
+    cp --remove-destination "fuzz/TerDiT.Fuzz/bin/Release/net10.0/$assembly" "$bin/$assembly"
+    dotnet tool run sharpfuzz "$bin/$assembly" > /dev/null
+  done
+  touch fuzz/.work/instrumented
+fi
+
+rm -rf "$out"
+mkdir -p "$(dirname "$out")"
+# The engine's own memory limit (-m) counts address space, which .NET reserves by the gigabyte: the limit
+# is the harness's peak-RSS check (1 GiB per input) plus a GC heap limit of the same size.
+export AFL_SKIP_BIN_CHECK=1 AFL_NO_UI=1 AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_NO_AFFINITY=1 \
+  AFL_FAST_CAL=1 AFL_CMPLOG_ONLY_NEW=1 DOTNET_GCHeapHardLimit=0x40000000 DOTNET_TieredPGO=0
+afl-fuzz -i "fuzz/corpus/$target" -o "$out" -t 10000 -m none -V "$seconds" -- dotnet "$bin/TerDiT.Fuzz.dll" "$target" > "$out.log" 2>&1 || {
+  tail -20 "$out.log"; exit 2; }
+
+stats=$out/default/fuzzer_stats
+awk -F' *: *' '$1 ~ /^(run_time|execs_done|execs_per_sec|corpus_count|edges_found|total_edges|saved_crashes|saved_hangs)$/ { printf "%s %s=%s", (n++ ? "," : "'"$target"':"), $1, $2 } END { print "" }' "$stats"
+found=0
+for kind in crashes hangs; do
+  for f in "$out/default/$kind"/id:*; do
+    [[ -e $f ]] || continue
+    mkdir -p "fuzz/regressions/$target"
+    cp "$f" "fuzz/regressions/$target/found-$kind-$(sha1sum "$f" | cut -c1-12)"
+    found=1
+  done
+done
+if (( found )); then echo "$target: findings kept under fuzz/regressions/$target/" >&2; exit 1; fi
