@@ -2,27 +2,29 @@
 # Fuzzes one target with afl-fuzz (Debian's afl++) and SharpFuzz for SECONDS, starting from the committed
 # corpus; prints the run's statistics; exits 1 when it found a crash or a hang (kept under
 # fuzz/regressions/TARGET/ as found-*). See fuzz/README.md.
-# Usage: fuzz/run.sh TARGET SECONDS [OUT_DIR]   (OUT_DIR default: fuzz/.work/findings/TARGET, emptied first)
+# Usage: fuzz/run.sh TARGET SECONDS [OUT_DIR]   (OUT_DIR default: $FUZZ_WORK/findings/TARGET, emptied first;
+# FUZZ_WORK, default fuzz/.work, holds the instrumented build: give concurrent sessions their own)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=$1
 seconds=$2
-out=${3:-fuzz/.work/findings/$target}
-bin=fuzz/.work/bin
+work=${FUZZ_WORK:-fuzz/.work}
+out=${3:-$work/findings/$target}
+bin=$work/bin
 
 # An instrumented copy of the build output: hard links for the packages' files, real copies of the project's
 # own assemblies (SharpFuzz rewrites the loaders' in place; a rebuild must not reach a running fuzzer).
-if [[ ! -x fuzz/.work/instrumented || fuzz/TerDiT.Fuzz/bin/Release/net10.0/TerDiT.Fuzz.dll -nt fuzz/.work/instrumented ]]; then
+if [[ ! -e $work/instrumented || fuzz/TerDiT.Fuzz/bin/Release/net10.0/TerDiT.Fuzz.dll -nt $work/instrumented ]]; then
   dotnet tool restore > /dev/null
   rm -rf "$bin"
-  mkdir -p fuzz/.work
+  mkdir -p "$work"
   cp -al fuzz/TerDiT.Fuzz/bin/Release/net10.0 "$bin"
   cp --remove-destination fuzz/TerDiT.Fuzz/bin/Release/net10.0/TerDiT.Fuzz.dll "$bin/"
   for assembly in TerDiT.Runtime.dll TerDiT.dll; do
     cp --remove-destination "fuzz/TerDiT.Fuzz/bin/Release/net10.0/$assembly" "$bin/$assembly"
     dotnet tool run sharpfuzz "$bin/$assembly" > /dev/null
   done
-  touch fuzz/.work/instrumented
+  touch "$work/instrumented"
 fi
 
 rm -rf "$out"
