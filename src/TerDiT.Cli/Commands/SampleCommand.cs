@@ -57,14 +57,21 @@ static class SampleCommand
             if (columns <= 0) throw new ArgumentException($"--per-class must be positive, not {columns}");
             CheckGrid(c, rows.Count, columns);
             int[] labels = rows.SelectMany(k => Enumerable.Repeat(k, columns)).ToArray(); // row r holds classes[r]
-            var images = source.Sample(labels, p.GetValue(sampler) == "ddpm" ? SamplerKind.Ddpm : SamplerKind.Ddim,
-                p.GetValue(steps), scale, p.GetValue(seed)); // (N, C, H, W)
+            var images = NamingTheModel(source.Path, () => source.Sample(labels, p.GetValue(sampler) == "ddpm" ? SamplerKind.Ddpm : SamplerKind.Ddim,
+                p.GetValue(steps), scale, p.GetValue(seed))); // (N, C, H, W)
             string png = p.GetValue(output)!;
             PngGrid.Save(png, images, labels.Length, c.InChannels, c.InputSize, c.InputSize, rows.Count, columns);
             stdout.WriteLine($"{png}: {rows.Count}×{columns} samples of {source.Description}");
             return 0;
         }));
         return command;
+    }
+
+    /// <summary>Runs <paramref name="sample"/>; a memory refusal (sizes from the model's config) gets the model file's name in front.</summary>
+    static T NamingTheModel<T>(string path, Func<T> sample)
+    {
+        try { return sample(); }
+        catch (InsufficientMemoryException e) { throw new InsufficientMemoryException($"{path}: {e.Message}", e); }
     }
 
     /// <summary>
