@@ -3,7 +3,8 @@
 # corpus; prints the run's statistics; exits 1 when it found a crash or a hang (kept under
 # fuzz/regressions/TARGET/ as found-*). See fuzz/README.md.
 # Usage: fuzz/run.sh TARGET SECONDS [OUT_DIR]   (OUT_DIR default: $FUZZ_WORK/findings/TARGET, emptied first;
-# FUZZ_WORK, default fuzz/.work, holds the instrumented build: give concurrent sessions their own)
+# FUZZ_WORK, default fuzz/.work, holds the instrumented build, redone when the build is newer: give
+# concurrent sessions their own)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=$1
@@ -12,16 +13,15 @@ work=${FUZZ_WORK:-fuzz/.work}
 out=${3:-$work/findings/$target}
 bin=$work/bin
 
-# An instrumented copy of the build output: hard links for the packages' files, real copies of the project's
-# own assemblies (SharpFuzz rewrites the loaders' in place; a rebuild must not reach a running fuzzer).
-if [[ ! -e $work/instrumented || fuzz/TerDiT.Fuzz/bin/Release/net10.0/TerDiT.Fuzz.dll -nt $work/instrumented ]]; then
+# An instrumented copy of the build output (SharpFuzz rewrites the loaders' assemblies in place; a copy, not
+# links, so that a rebuild never reaches a running fuzzer).
+build=fuzz/TerDiT.Fuzz/bin/Release/net10.0
+if [[ ! -e $work/instrumented || -n $(find "$build" -maxdepth 1 -name 'TerDiT*.dll' -newer "$work/instrumented") ]]; then
   dotnet tool restore > /dev/null
   rm -rf "$bin"
   mkdir -p "$work"
-  cp -al fuzz/TerDiT.Fuzz/bin/Release/net10.0 "$bin"
-  cp --remove-destination fuzz/TerDiT.Fuzz/bin/Release/net10.0/TerDiT.Fuzz.dll "$bin/"
+  cp -a "$build" "$bin"
   for assembly in TerDiT.Runtime.dll TerDiT.dll; do
-    cp --remove-destination "fuzz/TerDiT.Fuzz/bin/Release/net10.0/$assembly" "$bin/$assembly"
     dotnet tool run sharpfuzz "$bin/$assembly" > /dev/null
   done
   touch "$work/instrumented"

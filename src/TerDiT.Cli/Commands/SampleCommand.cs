@@ -46,6 +46,8 @@ static class SampleCommand
             if (scale < 1 || !double.IsFinite(scale)) throw new ArgumentException($"--cfg must be ≥ 1 (1 = no guidance), not {scale}");
             int? threadCount = p.GetValue(threads);
             if (threadCount is <= 0) throw new ArgumentException($"--threads must be positive, not {threadCount}");
+            int stepCount = p.GetValue(steps);
+            if (stepCount is < 1 or > 1000) throw new ArgumentException($"--steps must lie in 1..1000 (the 1000-step schedule respaced), not {stepCount}");
             RuntimeModeOption.Check(modelPath is not null, p.GetValue(mode)!);
 
             using SampleSource source = modelPath is not null
@@ -58,7 +60,7 @@ static class SampleCommand
             CheckGrid(c, rows.Count, columns);
             int[] labels = rows.SelectMany(k => Enumerable.Repeat(k, columns)).ToArray(); // row r holds classes[r]
             var images = NamingTheModel(source.Path, () => source.Sample(labels, p.GetValue(sampler) == "ddpm" ? SamplerKind.Ddpm : SamplerKind.Ddim,
-                p.GetValue(steps), scale, p.GetValue(seed))); // (N, C, H, W)
+                stepCount, scale, p.GetValue(seed))); // (N, C, H, W)
             string png = p.GetValue(output)!;
             PngGrid.Save(png, images, labels.Length, c.InChannels, c.InputSize, c.InputSize, rows.Count, columns);
             stdout.WriteLine($"{png}: {rows.Count}×{columns} samples of {source.Description}");

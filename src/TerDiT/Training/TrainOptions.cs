@@ -39,17 +39,17 @@ public sealed record TrainOptions
     /// <summary>Matmul precision; may change between a run and its resumption.</summary>
     public TrainPrecision Precision { get; init; } = TrainPrecision.Fp32;
 
-    /// <summary>Throws <see cref="ArgumentException"/> naming the first bad field.</summary>
+    /// <summary>Throws <see cref="ArgumentException"/> naming the first bad field by its <c>terdit train</c> option.</summary>
     public TrainOptions Validate()
     {
         void Require(bool ok, string what) { if (!ok) throw new ArgumentException(what); }
-        Require(Steps is >= 0 and <= MaxSteps, $"steps must lie in [0, {MaxSteps}], not {Steps}");
-        Require(BatchSize > 0, $"batch size must be positive, not {BatchSize}");
-        Require(LearningRate > 0 && double.IsFinite(LearningRate), $"learning rate must be positive, not {LearningRate}");
-        Require(WeightDecay >= 0 && double.IsFinite(WeightDecay), $"weight decay must be ≥ 0, not {WeightDecay}");
-        Require(double.IsFinite(GradClip), $"gradient clip must be finite, not {GradClip}");
-        Require(EmaDecay is >= 0 and <= 1, $"EMA decay must lie in [0, 1], not {EmaDecay}");
-        Require(LogEvery > 0, $"log interval must be positive, not {LogEvery}");
+        Require(Steps is >= 0 and <= MaxSteps, $"--steps must lie in [0, {MaxSteps}], not {Steps}");
+        Require(BatchSize > 0, $"--batch must be positive, not {BatchSize}");
+        Require(LearningRate > 0 && double.IsFinite(LearningRate), $"--lr must be positive, not {LearningRate}");
+        Require(WeightDecay >= 0 && double.IsFinite(WeightDecay), $"--weight-decay must be ≥ 0, not {WeightDecay}");
+        Require(double.IsFinite(GradClip), $"--grad-clip must be finite, not {GradClip}");
+        Require(EmaDecay is >= 0 and <= 1, $"--ema-decay must lie in [0, 1], not {EmaDecay}");
+        Require(LogEvery > 0, $"--log-every must be positive, not {LogEvery}");
         return this;
     }
 
