@@ -15,8 +15,11 @@ static class FuzzHarness
 
     static readonly string Scratch = Directory.CreateTempSubdirectory("terdit-fuzz-").FullName;
 
-    /// <summary>Runs <paramref name="input"/>; throws <see cref="FuzzFindingException"/> for a finding.</summary>
-    public static void Run(FuzzTarget target, byte[] input, bool checkMemory)
+    /// <summary>
+    /// Runs <paramref name="input"/>; throws <see cref="FuzzFindingException"/> for a finding. Returns the process's
+    /// peak resident bytes during the input (0 without <paramref name="checkMemory"/>).
+    /// </summary>
+    public static long Run(FuzzTarget target, byte[] input, bool checkMemory)
     {
         var bytes = target.Prepare?.Invoke(input) ?? input;
         var path = Path.Combine(Scratch, "input." + target.Extension);
@@ -33,9 +36,12 @@ static class FuzzHarness
         {
             throw new FuzzFindingException($"{target.Name}: unexpected {e.GetType().FullName}: {e.Message}", e);
         }
-        if (checkMemory && PeakBytes() is long peak and > MemoryLimitBytes)
+        if (!checkMemory) return 0;
+        long peak = PeakBytes();
+        if (peak > MemoryLimitBytes)
             throw new FuzzFindingException(string.Create(CultureInfo.InvariantCulture,
                 $"{target.Name}: the process peaked at {peak >> 20} MiB, past the {MemoryLimitBytes >> 20} MiB limit"));
+        return peak;
     }
 
     /// <summary>Resets the kernel's peak-RSS counter of this process (writing 5 to clear_refs).</summary>

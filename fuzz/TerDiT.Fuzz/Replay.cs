@@ -6,17 +6,21 @@ static class Replay
     /// <summary>Most time one input may take before it counts as a hang (the fuzzing engine uses the same).</summary>
     public static readonly TimeSpan HangTimeout = TimeSpan.FromSeconds(10);
 
-    /// <summary>Prints one line per finding and a summary; returns 0 when every input passed, 1 otherwise.</summary>
+    /// <summary>
+    /// Prints one line per finding and a summary (inputs, findings, the largest peak resident memory of any input);
+    /// returns 0 when every input passed, 1 otherwise.
+    /// </summary>
     public static int Run(FuzzTarget target, IEnumerable<string> paths)
     {
         var files = paths.SelectMany(p => Directory.Exists(p) ? Directory.EnumerateFiles(p, "*", SearchOption.AllDirectories) : [p])
             .Where(f => !Path.GetFileName(f).StartsWith('.') && Path.GetFileName(f) != "README.txt")
             .Order(StringComparer.Ordinal).ToList();
         int findings = 0;
+        long largestPeak = 0;
         foreach (var file in files)
         {
             var input = File.ReadAllBytes(file);
-            var run = Task.Run(() => FuzzHarness.Run(target, input, checkMemory: true));
+            var run = Task.Run(() => FuzzHarness.Run(target, input, checkMemory: true)); // peak resident bytes
             try
             {
                 if (!run.Wait(HangTimeout))
@@ -24,6 +28,7 @@ static class Replay
                     Console.WriteLine($"{file}: hang (over {HangTimeout.TotalSeconds:0} s)");
                     return 1; // the hung input keeps running: stop here
                 }
+                largestPeak = Math.Max(largestPeak, run.Result);
             }
             catch (AggregateException e) when (e.InnerException is FuzzFindingException f)
             {
@@ -31,7 +36,7 @@ static class Replay
                 findings++;
             }
         }
-        Console.WriteLine($"{target.Name}: {files.Count} inputs, {findings} findings");
+        Console.WriteLine($"{target.Name}: {files.Count} inputs, {findings} findings, largest peak {largestPeak >> 20} MiB");
         return findings == 0 ? 0 : 1;
     }
 }
