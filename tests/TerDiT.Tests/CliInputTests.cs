@@ -67,4 +67,28 @@ public sealed class CliInputTests : IDisposable
         Assert.Equal(2, r.Code);
         Assert.Empty(Directory.GetFiles(dir, "*.tmp"));
     }
+
+    /// <summary>A damaged newest checkpoint: --resume continues from the one before and says so; a killed run's temp file is removed.</summary>
+    [Fact]
+    public void ResumePassesOverADamagedCheckpointAndRemovesStaleTemporaries()
+    {
+        var run = Path.Combine(dir, "run");
+        string[] Train(string steps, params string[] extra) =>
+            ["train", "--preset", "TerDiT-Tiny", "--data-dir", Fixtures.FashionMnistDirectory, "--limit", "16", "--steps", steps, "--batch", "4",
+             "--ckpt-every", "1", "--out", run, .. extra];
+        Assert.Equal(0, Run(Train("2")).Code);
+        var newest = Path.Combine(run, "checkpoints", "step-0000002.ckpt");
+        File.WriteAllBytes(newest, File.ReadAllBytes(newest)[..^100]);
+        using var dead = System.Diagnostics.Process.Start("true")!;
+        dead.WaitForExit();
+        var stale = Path.Combine(run, "checkpoints", $"step-0000003.ckpt.{dead.Id}.tmp");
+        File.WriteAllText(stale, "partial");
+
+        var r = Run(Train("3", "--resume"));
+        Assert.True(r.Code == 0, r.Err);
+        Assert.Contains($"warning: passed over a damaged checkpoint: {newest}", r.Out);
+        Assert.Contains($"removed {stale}", r.Out);
+        Assert.Contains("step 1 → 3", r.Out);
+        Assert.False(File.Exists(stale));
+    }
 }
