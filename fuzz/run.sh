@@ -27,12 +27,13 @@ if [[ ! -e $work/instrumented || -n $(find "$build" -maxdepth 1 -name 'TerDiT*.d
   touch "$work/instrumented"
 fi
 
-rm -rf "$out"
+rm -rf "$out" "$out.findings.log"
 mkdir -p "$(dirname "$out")"
 # The engine's own memory limit (-m) counts address space, which .NET reserves by the gigabyte: the limit
-# is the harness's peak-RSS check (1 GiB per input) plus a GC heap limit of the same size.
+# is the harness's resident-memory check (1 GiB added per input) plus a GC heap limit of the same size.
+# Each finding's exception and stack go to OUT_DIR.findings.log.
 export AFL_SKIP_BIN_CHECK=1 AFL_NO_UI=1 AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_NO_AFFINITY=1 \
-  AFL_FAST_CAL=1 AFL_CMPLOG_ONLY_NEW=1 DOTNET_GCHeapHardLimit=0x40000000 DOTNET_TieredPGO=0
+  AFL_FAST_CAL=1 AFL_CMPLOG_ONLY_NEW=1 DOTNET_GCHeapHardLimit=0x40000000 DOTNET_TieredPGO=0 TERDIT_FUZZ_LOG=$(realpath -m "$out").findings.log
 afl-fuzz -i "fuzz/corpus/$target" -o "$out" -t 10000 -m none -V "$seconds" -- dotnet "$bin/TerDiT.Fuzz.dll" "$target" > "$out.log" 2>&1 || {
   tail -20 "$out.log"; exit 2; }
 
@@ -47,4 +48,7 @@ for kind in crashes hangs; do
     found=1
   done
 done
-if (( found )); then echo "$target: findings kept under fuzz/regressions/$target/" >&2; exit 1; fi
+if (( found )); then
+  echo "$target: findings kept under fuzz/regressions/$target/; their exceptions: $out.findings.log" >&2
+  exit 1
+fi

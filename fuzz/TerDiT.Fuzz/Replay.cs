@@ -7,7 +7,7 @@ static class Replay
     public static readonly TimeSpan HangTimeout = TimeSpan.FromSeconds(10);
 
     /// <summary>
-    /// Prints one line per finding and a summary (inputs, findings, the largest peak resident memory of any input);
+    /// Prints one line per finding and a summary (inputs, findings, the most resident memory one input added);
     /// returns 0 when every input passed, 1 otherwise.
     /// </summary>
     public static int Run(FuzzTarget target, IEnumerable<string> paths)
@@ -16,11 +16,11 @@ static class Replay
             .Where(f => !Path.GetFileName(f).StartsWith('.') && Path.GetFileName(f) != "README.txt")
             .Order(StringComparer.Ordinal).ToList();
         int findings = 0;
-        long largestPeak = 0;
+        long largestAdded = 0;
         foreach (var file in files)
         {
             var input = File.ReadAllBytes(file);
-            var run = Task.Run(() => FuzzHarness.Run(target, input, checkMemory: true)); // peak resident bytes
+            var run = Task.Run(() => FuzzHarness.Run(target, input, checkMemory: true)); // resident bytes added
             try
             {
                 if (!run.Wait(HangTimeout))
@@ -28,7 +28,7 @@ static class Replay
                     Console.WriteLine($"{file}: hang (over {HangTimeout.TotalSeconds:0} s)");
                     return 1; // the hung input keeps running: stop here
                 }
-                largestPeak = Math.Max(largestPeak, run.Result);
+                largestAdded = Math.Max(largestAdded, run.Result);
             }
             catch (AggregateException e) when (e.InnerException is FuzzFindingException f)
             {
@@ -36,7 +36,7 @@ static class Replay
                 findings++;
             }
         }
-        Console.WriteLine($"{target.Name}: {files.Count} inputs, {findings} findings, largest peak {largestPeak >> 20} MiB");
+        Console.WriteLine($"{target.Name}: {files.Count} inputs, {findings} findings, largest memory added by one input {largestAdded >> 20} MiB");
         return findings == 0 ? 0 : 1;
     }
 }

@@ -146,6 +146,7 @@ public sealed class CheckpointValidationTests : IDisposable
         Assert.Contains("outside 0..1000000000", Refusal(Edited(h => h["optimizer"]!["step"] = -1)));
         Assert.Contains("does not fit 8 images", Refusal(Edited(h => h["rng"]!["cursor"] = 8)));
         Assert.Contains("steps must lie in", Refusal(Edited(h => h["options"]!["Steps"] = long.MaxValue)));
+        Assert.Contains("--precision 9 is not one of Fp32, Bf16", Refusal(Edited(h => h["options"]!["Precision"] = 9)));
     }
 
     [Fact]

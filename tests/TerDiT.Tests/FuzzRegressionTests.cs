@@ -6,7 +6,7 @@ namespace TerDiT.Tests;
 /// <summary>
 /// Every committed fuzz input — the seed corpus and the regression files (hand-made damaged files and anything a
 /// fuzzing run found) — replayed through its target in the fuzz driver's own process, under the fuzzing limits:
-/// 1 GiB of peak memory per input (GC heap capped the same), 10 s per input, and only documented refusals.
+/// at most 1 GiB of resident memory added per input (GC heap capped the same), 10 s per input, and only documented refusals.
 /// </summary>
 public sealed class FuzzRegressionTests
 {

@@ -253,7 +253,6 @@ public sealed class RuntimeModel : IDenoiserModel
                 }
     }
 
-    /// <summary>Activation buffers for up to <see cref="Images"/> images, reused across calls.</summary>
     /// <summary>Bytes of <see cref="Buffers"/> for <paramref name="images"/> images (64-bit arithmetic; the sum of its fields).</summary>
     static long BufferBytes(TerDiTConfig c, long images)
     {
@@ -266,7 +265,7 @@ public sealed class RuntimeModel : IDenoiserModel
 
     /// <summary>
     /// Bytes allocated once per model whatever the batch: the RoPE table (2·T·hd floats) and, per thread, the
-    /// attention scratch (T² scores, packed keys and values, and as many int16 codes again for A8), rounded up.
+    /// attention scratch (T² scores, packed keys and values, and the A8 path's int16 codes, counted in either mode), rounded up.
     /// </summary>
     static long FixedBytes(TerDiTConfig c, long threads)
     {
@@ -275,6 +274,7 @@ public sealed class RuntimeModel : IDenoiserModel
         return 8 * t * hd + threads * perWorker;
     }
 
+    /// <summary>Activation buffers for up to <see cref="Images"/> images, reused across calls.</summary>
     sealed class Buffers(TerDiTConfig c, int images)
     {
         public readonly int Images = images;

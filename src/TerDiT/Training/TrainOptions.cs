@@ -50,6 +50,7 @@ public sealed record TrainOptions
         Require(double.IsFinite(GradClip), $"--grad-clip must be finite, not {GradClip}");
         Require(EmaDecay is >= 0 and <= 1, $"--ema-decay must lie in [0, 1], not {EmaDecay}");
         Require(LogEvery > 0, $"--log-every must be positive, not {LogEvery}");
+        Require(Enum.IsDefined(Precision), $"--precision {(int)Precision} is not one of {string.Join(", ", Enum.GetNames<TrainPrecision>())}");
         return this;
     }
 
