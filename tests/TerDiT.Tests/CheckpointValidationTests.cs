@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json.Nodes;
 using TerDiT.Model;
 using TerDiT.Runtime.Config;
+using TerDiT.Testing;
 using TerDiT.Training;
 using Xunit;
 using static TorchSharp.torch;
@@ -16,13 +17,7 @@ namespace TerDiT.Tests;
 /// </summary>
 public sealed class CheckpointValidationTests : IDisposable
 {
-    /// <summary>4×4 images, 2×2 patches, D = 8, one block: a 38 KB checkpoint.</summary>
-    static readonly TerDiTConfig Micro = new()
-    {
-        Name = "micro", InChannels = 1, InputSize = 4, PatchSize = 2, HiddenSize = 8, Depth = 1, NumHeads = 2, NumClasses = 2, FfnMultipleOf = 8,
-    };
-
-    readonly string dir = Directory.CreateTempSubdirectory("ckpt-validation").FullName;
+    readonly TempDirectory dir = new("ckpt-validation");
     readonly string validPath;
 
     public CheckpointValidationTests()
@@ -31,15 +26,15 @@ public sealed class CheckpointValidationTests : IDisposable
         Write(validPath, 3);
     }
 
-    public void Dispose() => Directory.Delete(dir, recursive: true);
+    public void Dispose() => dir.Dispose();
 
     static void Write(string path, long step)
     {
-        using var model = new TerDiTModel(Micro, seed: 5);
+        using var model = new TerDiTModel(Fixtures.Micro, seed: 5);
         var weights = model.named_parameters().ToDictionary(p => p.name, p => (Tensor)p.parameter);
         new Checkpoint
         {
-            Config = Micro, Options = new TrainOptions { BatchSize = 4 }, Step = step, Data = new DataInfo("fashion-mnist", 8), DataPosition = (1, 4),
+            Config = Fixtures.Micro, Options = new TrainOptions { BatchSize = 4 }, Step = step, Data = new DataInfo("fashion-mnist", 8), DataPosition = (1, 4),
             OptimizerStep = step, Model = weights, Ema = weights, OptimizerState = new Dictionary<string, Tensor>(),
         }.Save(path);
     }
@@ -65,7 +60,7 @@ public sealed class CheckpointValidationTests : IDisposable
         header.CopyTo(result, 20);
         data.CopyTo(result.AsSpan(20 + header.Length));
         SHA256.HashData(result.AsSpan(0, result.Length - 32), result.AsSpan(result.Length - 32));
-        var path = Path.Combine(dir, name);
+        var path = dir.File(name);
         File.WriteAllBytes(path, result);
         return path;
     }
@@ -81,8 +76,8 @@ public sealed class CheckpointValidationTests : IDisposable
     public void ValidCheckpointLoads()
     {
         using var ckpt = Checkpoint.Load(validPath);
-        Assert.Equal(Micro, ckpt.Config);
-        Assert.Equal(ParameterSchema.Enumerate(Micro).Count(), ckpt.Ema.Count);
+        Assert.Equal(Fixtures.Micro, ckpt.Config);
+        Assert.Equal(ParameterSchema.Enumerate(Fixtures.Micro).Count(), ckpt.Ema.Count);
     }
 
     /// <summary>Numeric dtypes reached Enum.Parse and then libtorch: a native crash, 10 GB, or an out-of-bounds read.</summary>
@@ -122,7 +117,7 @@ public sealed class CheckpointValidationTests : IDisposable
     [Fact]
     public void TensorSetMustBeTheSchemas()
     {
-        Assert.Contains("tensor 'model.x_embedder.weight' [8, 4] required by the config is missing", Refusal(Edited(h => h["tensors"]![0]!["name"] = "model.extra")));
+        Assert.Contains("tensor 'model.x_embedder.weight' [32, 4] required by the config is missing", Refusal(Edited(h => h["tensors"]![0]!["name"] = "model.extra")));
         Assert.Contains("1 tensor(s) not in the config's parameter schema: 'ema.extra'", Refusal(Edited(h =>
         {
             var list = (JsonArray)h["tensors"]!;

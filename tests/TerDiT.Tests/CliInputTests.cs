@@ -1,3 +1,4 @@
+using TerDiT.Testing;
 using Xunit;
 using static TerDiT.Tests.Terdit;
 
@@ -6,9 +7,9 @@ namespace TerDiT.Tests;
 /// <summary>Hand-typed bad arguments: one line naming the option or file, exit code 2, nothing left behind.</summary>
 public sealed class CliInputTests : IDisposable
 {
-    readonly string dir = Directory.CreateTempSubdirectory("cli-input").FullName;
+    readonly TempDirectory dir = new("cli-input");
 
-    public void Dispose() => Directory.Delete(dir, recursive: true);
+    public void Dispose() => dir.Dispose();
 
     [Fact]
     public void UnknownOptionIsNotTakenForAFileName() =>
