@@ -21,7 +21,7 @@ if [[ ! -e $work/instrumented || -n $(find "$build" -maxdepth 1 -name 'TerDiT*.d
   rm -rf "$bin"
   mkdir -p "$work"
   cp -a "$build" "$bin"
-  for assembly in TerDiT.Runtime.dll TerDiT.dll; do
+  for assembly in TerDiT.Runtime.dll TerDiT.dll TerDiT.Serve.dll; do
     dotnet tool run sharpfuzz "$bin/$assembly" > /dev/null
   done
   touch "$work/instrumented"

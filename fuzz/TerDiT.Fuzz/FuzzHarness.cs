@@ -50,7 +50,7 @@ static class FuzzHarness
         catch (Exception e) when (target.Refusals.Any(t => t.IsInstanceOfType(e)))
         {
             // A refusal names the file; a memory refusal names the sizes (the command that loaded the file adds its name).
-            if (e is not InsufficientMemoryException && !e.Message.Contains(Path.GetFileName(path), StringComparison.Ordinal))
+            if (target.RefusalsNameTheFile && e is not InsufficientMemoryException && !e.Message.Contains(Path.GetFileName(path), StringComparison.Ordinal))
                 throw new FuzzFindingException($"{target.Name}: a refusal that does not name the file: {e.GetType().Name}: {e.Message}", e);
         }
         catch (Exception e)

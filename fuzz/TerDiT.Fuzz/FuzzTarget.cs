@@ -12,4 +12,7 @@ namespace TerDiT.Fuzz;
 /// <param name="Refusals">Exception types that mean the input was refused with a message.</param>
 /// <param name="Prepare">Optional rewrite of the raw input before it is written (e.g. recomputing a checksum so
 /// that mutations reach the parser behind it).</param>
-sealed record FuzzTarget(string Name, string Extension, Action<string> Load, Type[] Refusals, Func<byte[], byte[]>? Prepare = null);
+/// <param name="RefusalsNameTheFile">Whether a refusal's message must name the file (true for file loaders; a
+/// request body has no file name).</param>
+sealed record FuzzTarget(string Name, string Extension, Action<string> Load, Type[] Refusals, Func<byte[], byte[]>? Prepare = null,
+    bool RefusalsNameTheFile = true);

@@ -32,6 +32,23 @@ static class SeedCorpus
         ModelPacker.PackRandomInit(Micro with { Ternary = false, QkNorm = false }, Path.Combine(tdit, "micro-full-precision.tdit"), seed: 3);
         ModelPacker.PackRandomInit(Micro with { AdaLnNorm = false, LearnSigma = false }, Path.Combine(tdit, "micro-no-adaln-norm.tdit"), seed: 4);
 
+        var request = Dir("corpus", "request");
+        foreach (var (name, body) in new[]
+        {
+            ("full", """{"classes":["class 0",1],"per_class":2,"steps":4,"sampler":"ddpm","cfg":2.5,"seed":7,"mode":"a8"}"""),
+            ("one-class", """{"class":1}"""),
+            ("invalid-fields", """{"classes":[],"per_class":0,"steps":5000,"cfg":"NaN","sampler":"euler","mode":"fast"}"""),
+        })
+            File.WriteAllText(Path.Combine(request, name + ".json"), body);
+        var requestBad = Dir("regressions", "request");
+        foreach (var (name, body) in new[]
+        {
+            ("null-body", "null"),
+            ("huge-counts", """{"classes":[0,1],"per_class":2147483647,"steps":2147483647,"seed":18446744073709551615}"""),
+            ("lone-surrogate-class", """{"class":"\ud800"}"""),
+        })
+            File.WriteAllText(Path.Combine(requestBad, name + ".json"), body);
+
         var ckpt = Dir("corpus", "ckpt");
         WriteCheckpoint(Path.Combine(ckpt, "micro-ternary.ckpt"), Micro, optimizer: false);
         WriteCheckpoint(Path.Combine(ckpt, "micro-ternary-adamw.ckpt"), Micro, optimizer: true);

@@ -1,11 +1,14 @@
 using System.Buffers.Binary;
 using System.Security.Cryptography;
 using System.Text;
+using System.Text.Json;
 using TerDiT.Imaging;
 using TerDiT.Runtime;
+using TerDiT.Runtime.Cpu;
 using TerDiT.Runtime.Format;
 using TerDiT.Runtime.Model;
 using TerDiT.Runtime.Sampling;
+using TerDiT.Serve;
 using TerDiT.Training;
 
 namespace TerDiT.Fuzz;
@@ -34,7 +37,29 @@ static class Targets
             using var model = ckpt.CreateModel(WeightsKind.Ema);
             using var images = ClassGridSampler.Sample(model, [0], 1, SamplerKind.Ddim, 1, 1.5, 0);
         }, [typeof(InvalidDataException), typeof(InsufficientMemoryException)], RepairCheckpointHash),
+
+        // HTTP request body of POST /v1/generations: the service's own parse (JSON, then the record with the
+        // service's options) and validation against a served micro model; invalid JSON is the only exception
+        // (the service answers 400), every other fault must come back as a validation error.
+        new("request", "json", path =>
+        {
+            var bytes = File.ReadAllBytes(path);
+            using (JsonDocument.Parse(bytes)) { }
+            var request = JsonSerializer.Deserialize<GenerationRequest>(bytes, RequestJson.Value);
+            request?.Validate(ServedMicroModel.Value, new ServeLimits(), out _, out _);
+        }, [typeof(JsonException)], RefusalsNameTheFile: false),
     ];
+
+    static readonly Lazy<JsonSerializerOptions> RequestJson = new(() =>
+    {
+        var options = new JsonSerializerOptions();
+        ServeApp.ConfigureJson(options);
+        return options;
+    });
+
+    /// <summary>The micro model of the tdit corpus, served on the CPU (its classes and limits are what requests are checked against).</summary>
+    static readonly Lazy<ServedModel> ServedMicroModel = new(() =>
+        ServedModel.LoadCpu(Path.Combine(AppContext.BaseDirectory, "micro-ternary-f16.tdit"), GemmMode.Exact, threads: 1));
 
     public static FuzzTarget Get(string name) =>
         All.FirstOrDefault(t => t.Name == name) ?? throw new ArgumentException($"unknown target '{name}'; targets: {string.Join(", ", All.Select(t => t.Name))}");

@@ -74,7 +74,9 @@ public sealed record GenerationRequest(JsonElement[]? Classes = null, JsonElemen
         if (item.ValueKind == JsonValueKind.Number)
             return item.TryGetInt32(out int label) && label >= 0 && label < model.Config.NumClasses ? label : null;
         if (item.ValueKind != JsonValueKind.String) return null;
-        string name = item.GetString()!;
+        string name;
+        try { name = item.GetString()!; }
+        catch (InvalidOperationException) { return null; } // an escaped lone surrogate: not valid text, no class's name
         for (int k = 0; k < model.ClassNames.Count; k++)
             if (string.Equals(model.ClassNames[k], name, StringComparison.OrdinalIgnoreCase)) return k;
         return null;

@@ -13,6 +13,7 @@ public sealed class FuzzRegressionTests
     [Theory]
     [InlineData("tdit")]
     [InlineData("ckpt")]
+    [InlineData("request")]
     public void EveryCommittedInputIsRefusedOrLoadedWithinTheLimits(string target)
     {
         var fuzz = Path.Combine(Fixtures.RepoRoot, "fuzz");
