@@ -44,7 +44,7 @@ public sealed record GenerationRequest(JsonElement[]? Classes = null, JsonElemen
             {
                 string field = Classes is null ? "class" : $"classes[{i}]";
                 if (ResolveClass(items[i], model) is int label) classes.Add(label);
-                else Error(field, $"{items[i].GetRawText()} is not a class of this model (names: {string.Join(", ", model.ClassNames)}; or a label 0..{model.Config.NumClasses - 1})");
+                else Error(field, $"{Quote(items[i])} is not a class of this model (names: {string.Join(", ", model.ClassNames)}; or a label 0..{model.Config.NumClasses - 1})");
             }
         }
         int perClass = PerClass ?? DefaultPerClass, steps = Steps ?? DefaultSteps;
@@ -69,6 +69,13 @@ public sealed record GenerationRequest(JsonElement[]? Classes = null, JsonElemen
         return new GenerationSettings(classes.ToArray(), perClass, steps, sampler, cfg, seed, mode);
     }
 
+    /// <summary>The item as the request wrote it, or a description where its string is not valid UTF-8.</summary>
+    static string Quote(JsonElement item)
+    {
+        try { return item.GetRawText(); }
+        catch (InvalidOperationException) { return "a string that is not valid UTF-8"; }
+    }
+
     static int? ResolveClass(JsonElement item, ServedModel model)
     {
         if (item.ValueKind == JsonValueKind.Number)
@@ -76,7 +83,7 @@ public sealed record GenerationRequest(JsonElement[]? Classes = null, JsonElemen
         if (item.ValueKind != JsonValueKind.String) return null;
         string name;
         try { name = item.GetString()!; }
-        catch (InvalidOperationException) { return null; } // an escaped lone surrogate: not valid text, no class's name
+        catch (InvalidOperationException) { return null; } // invalid UTF-8 or an escaped lone surrogate: no class's name
         for (int k = 0; k < model.ClassNames.Count; k++)
             if (string.Equals(model.ClassNames[k], name, StringComparison.OrdinalIgnoreCase)) return k;
         return null;

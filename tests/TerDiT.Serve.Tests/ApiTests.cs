@@ -140,6 +140,20 @@ public class ApiTests
     }
 
     [Fact]
+    public async Task AClassNameThatIsNotValidUtf8Gets400NamingTheClass()
+    {
+        await using var service = TestService.Start(new ServeLimits());
+        byte[] body = [.. "{\"classes\": [\"c"u8, 0x83, .. "a\", 1]}"u8]; // 0x83: a continuation byte with no lead byte
+        var content = new ByteArrayContent(body);
+        content.Headers.ContentType = new("application/json");
+        var response = await service.Client.PostAsync("/v1/generations", content);
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var errors = JsonNode.Parse(await response.Content.ReadAsStringAsync())!["errors"]!.AsObject();
+        Assert.Contains("not valid UTF-8", (string)errors["classes[0]"]![0]!);
+        Assert.Equal(0, service.Calls.Started);
+    }
+
+    [Fact]
     public async Task LimitsGive413And415AndUnknownJobs404()
     {
         await using var service = TestService.Start(new ServeLimits { MaxImagesPerRequest = 5, MaxBodyBytes = 200 });
