@@ -53,16 +53,39 @@ public sealed class ServedModel : IDisposable
     /// per <see cref="GemmMode"/> over the same mapped ternary weights.
     /// </summary>
     /// <exception cref="TditFormatException">The file is not a valid packed model.</exception>
-    public static ServedModel LoadCpu(string path, GemmMode defaultMode, int? threads = null)
+    public static ServedModel LoadCpu(string path, GemmMode defaultMode, int? threads = null) =>
+        Load(path, "cpu", defaultMode, (weights, mode) => new RuntimeModel(weights, RuntimeOptions(mode, threads)));
+
+    /// <summary>
+    /// A packed model, validated (<see cref="TditFile.Open"/>) and opened once, with one forward per
+    /// <see cref="GemmMode"/> made by <paramref name="backend"/> over the file's weights (e.g. the CUDA backend's
+    /// model). Models that are <see cref="IDisposable"/> are disposed with the served model, before the file.
+    /// </summary>
+    /// <param name="path">The packed .tdit model.</param>
+    /// <param name="device">Where the forward runs, for display.</param>
+    /// <param name="defaultMode">The mode of requests that name none.</param>
+    /// <param name="backend">The model of one mode over the file's weights.</param>
+    /// <exception cref="TditFormatException">The file is not a valid packed model.</exception>
+    public static ServedModel Load(string path, string device, GemmMode defaultMode, Func<IWeightSource, GemmMode, IDenoiserModel> backend)
     {
         var file = TditFile.Open(path);
+        var owned = new List<IDisposable>();
         try
         {
             var weights = new TditWeightSource(file);
-            return new ServedModel(file.Config, file.Info.Classes, "cpu", Cpu(weights, threads), ModeName(defaultMode), file);
+            var denoisers = new Dictionary<string, Denoiser>();
+            foreach (var mode in Enum.GetValues<GemmMode>())
+            {
+                var model = backend(weights, mode);
+                if (model is IDisposable disposable) owned.Add(disposable);
+                denoisers[ModeName(mode)] = model.Forward;
+            }
+            owned.Add(file);
+            return new ServedModel(file.Config, file.Info.Classes, device, denoisers, ModeName(defaultMode), new DisposeInOrder(owned));
         }
         catch
         {
+            new DisposeInOrder(owned).Dispose();
             file.Dispose();
             throw;
         }
@@ -70,11 +93,18 @@ public sealed class ServedModel : IDisposable
 
     /// <summary>One CPU forward per <see cref="GemmMode"/> over <paramref name="weights"/>.</summary>
     public static IReadOnlyDictionary<string, Denoiser> Cpu(IWeightSource weights, int? threads = null) =>
-        Enum.GetValues<GemmMode>().ToDictionary(ModeName, mode =>
+        Enum.GetValues<GemmMode>().ToDictionary(ModeName, mode => (Denoiser)new RuntimeModel(weights, RuntimeOptions(mode, threads)).Forward);
+
+    static RuntimeOptions RuntimeOptions(GemmMode mode, int? threads) =>
+        threads is int t ? new RuntimeOptions { Mode = mode, Threads = t } : new RuntimeOptions { Mode = mode };
+
+    sealed class DisposeInOrder(IReadOnlyList<IDisposable> items) : IDisposable
+    {
+        public void Dispose()
         {
-            var options = threads is int t ? new RuntimeOptions { Mode = mode, Threads = t } : new RuntimeOptions { Mode = mode };
-            return (Denoiser)new RuntimeModel(weights, options).Forward;
-        });
+            foreach (var item in items) item.Dispose();
+        }
+    }
 
     /// <summary>"exact" or "a8", the names of <c>--mode</c>.</summary>
     public static string ModeName(GemmMode mode) => mode == GemmMode.A8 ? "a8" : "exact";

@@ -12,7 +12,8 @@ public class ServeCommandTests
     [Fact]
     public void BadServeInvocationsAreOneLineAndExitCode2()
     {
-        AssertUsageError(Run("serve", "--device", "cuda"), "no CUDA backend");
+        if (!TorchSharp.torch.cuda.is_available()) // without a GPU the CUDA backend's error names what is missing
+            AssertUsageError(Run("serve", "--device", "cuda"), "CUDA");
         AssertUsageError(Run("serve", "--max-steps", "2000"), "at most 1000");
         AssertUsageError(Run("serve", "--batch", "0"), "must be positive");
         AssertUsageError(Run("serve", "--port", "70000"), "--port");

@@ -3,6 +3,7 @@ using System.Net;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.Hosting;
+using TerDiT.Runtime.Cuda;
 using TerDiT.Serve;
 
 namespace TerDiT.Cli.Commands;
@@ -10,7 +11,7 @@ namespace TerDiT.Cli.Commands;
 /// <summary>
 /// <c>terdit serve</c>: the image-generation service and its page (docs/SERVE.md) on a packed model, until Ctrl+C.
 /// Loopback by default; any other address gets a warning, since the service has no authentication. No TorchSharp type
-/// here: the service runs on the pure-C# runtime.
+/// here: the service runs on the pure-C# runtime, on the CPU or (<c>--device cuda</c>) the CUDA backend.
 /// </summary>
 static class ServeCommand
 {
@@ -37,8 +38,6 @@ static class ServeCommand
         foreach (var o in new Option[] { model, device, mode, host, port, threads, batch, maxRunning, maxPending, maxRetained, maxImages, maxSteps, maxBody }) command.Add(o);
         command.SetAction(p => CliApp.Guard(p, stdout =>
         {
-            if (p.GetValue(device) != "cpu")
-                throw new ArgumentException("--device cuda: the service has no CUDA backend in this build; use --device cpu");
             if (p.GetValue(threads) is <= 0) throw new ArgumentException($"--threads must be positive, not {p.GetValue(threads)}");
             int listenPort = p.GetValue(port);
             if (listenPort is < 0 or > 65535) throw new ArgumentException($"--port must be in 0..65535, not {listenPort}");
@@ -54,11 +53,14 @@ static class ServeCommand
                 p.InvocationConfiguration.Error.WriteLine($"terdit: warning: listening on {address}, reachable from other machines: the service has no authentication");
             string path = p.GetValue(model) ?? ShippedModel.Find();
 
-            using var served = ServedModel.LoadCpu(path, RuntimeModeOption.Resolve(p.GetValue(mode)!), p.GetValue(threads));
+            var defaultMode = RuntimeModeOption.Resolve(p.GetValue(mode)!);
+            using var served = p.GetValue(device) == "cuda"
+                ? ServedModel.Load(path, "cuda", defaultMode, (weights, m) => new CudaModel(weights, new CudaOptions { Mode = m }))
+                : ServedModel.LoadCpu(path, defaultMode, p.GetValue(threads));
             using var engine = new GenerationEngine(served, limits);
             var app = ServeApp.Build(engine, loopback, b => b.WebHost.UseUrls($"http://{UrlHost(address)}:{listenPort}"));
             app.StartAsync().GetAwaiter().GetResult();
-            stdout.WriteLine($"terdit serve: {string.Join(", ", app.Urls)}/ ({path}, {served.Config.Name}, cpu, default mode {served.DefaultMode}); Ctrl+C stops");
+            stdout.WriteLine($"terdit serve: {string.Join(", ", app.Urls)}/ ({path}, {served.Config.Name}, {served.Device}, default mode {served.DefaultMode}); Ctrl+C stops");
             app.WaitForShutdownAsync().GetAwaiter().GetResult();
             return 0;
         }));
