@@ -175,25 +175,4 @@ public sealed class CheckpointValidationTests : IDisposable
         File.WriteAllBytes(validPath, [1, 2, 3]);
         Assert.Contains(newest, Assert.Throws<InvalidDataException>(() => Checkpoint.LoadLatestValid(dir, out _, out _)).Message);
     }
-
-    [Fact]
-    public void TemporariesOfKilledWritersAreRemoved()
-    {
-        var checkpoints = Path.GetDirectoryName(validPath)!;
-        int dead = DeadProcessId();
-        string stale = Path.Combine(checkpoints, $"step-0000004.ckpt.{dead}.tmp"), live = Path.Combine(checkpoints, $"step-0000005.ckpt.{Environment.ProcessId}.tmp");
-        File.WriteAllText(stale, "partial");
-        File.WriteAllText(live, "being written");
-        Assert.Equal([stale], CheckpointFile.RemoveStaleTemporaries(checkpoints));
-        Assert.False(File.Exists(stale));
-        Assert.True(File.Exists(live));
-    }
-
-    /// <summary>The id of a process that has exited (a child that ran <c>true</c>).</summary>
-    static int DeadProcessId()
-    {
-        using var p = System.Diagnostics.Process.Start("true")!;
-        p.WaitForExit();
-        return p.Id;
-    }
 }

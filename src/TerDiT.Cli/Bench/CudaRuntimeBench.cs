@@ -8,6 +8,7 @@ using TerDiT.Runtime.Config;
 using TerDiT.Runtime.Cpu;
 using TerDiT.Runtime.Cuda;
 using TerDiT.Runtime.Format;
+using TerDiT.Runtime;
 
 namespace TerDiT.Cli.Bench;
 
@@ -95,9 +96,7 @@ static class CudaRuntimeBench
                 ["memory_4_2b_batch_1"] = memoryBar,
                 ["libtorch_mapped"] = libtorch,
             };
-            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(s.Out))!);
-            File.WriteAllText(s.Out + ".tmp", doc.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
-            File.Move(s.Out + ".tmp", s.Out, overwrite: true);
+            AtomicFile.WriteAllText(s.Out, doc.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
             stdout.WriteLine($"libtorch mapped: {libtorch.ToString().ToLowerInvariant()}; results: {s.Out}");
         }
         finally

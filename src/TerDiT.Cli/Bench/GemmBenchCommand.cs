@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using TerDiT.Runtime.Config;
+using TerDiT.Runtime;
 
 namespace TerDiT.Cli.Bench;
 
@@ -22,10 +23,8 @@ static class GemmBenchCommand
             var results = GemmBench.Run(Presets.Get(p.GetValue(preset)!), p.GetValue(m), p.GetValue(threads), p.GetValue(warmup), p.GetValue(repetitions), stdout.WriteLine);
             if (p.GetValue(output) is { } path)
             {
-                Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
                 var doc = new { command = "terdit " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1)), results };
-                File.WriteAllText(path + ".tmp", JsonSerializer.Serialize(doc, new JsonSerializerOptions { WriteIndented = true }) + "\n");
-                File.Move(path + ".tmp", path, overwrite: true);
+                AtomicFile.WriteAllText(path, JsonSerializer.Serialize(doc, new JsonSerializerOptions { WriteIndented = true }) + "\n");
                 stdout.WriteLine($"results: {path}");
             }
             return 0;

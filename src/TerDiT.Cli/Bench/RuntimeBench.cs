@@ -210,9 +210,7 @@ static class RuntimeBench
                     ["ratio_runtime_a8_over_torch"] = Math.Round((double)memory["runtime-a8"].Kb / torchKb, 4),
                 },
             };
-            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(outPath))!);
-            File.WriteAllText(outPath + ".tmp", doc.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
-            File.Move(outPath + ".tmp", outPath, overwrite: true);
+            AtomicFile.WriteAllText(outPath, doc.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
             stdout.WriteLine($"results: {outPath}");
         }
         finally { Directory.Delete(tmp, recursive: true); }

@@ -11,6 +11,7 @@ using Microsoft.AspNetCore.Hosting;
 using TerDiT.Cli.Commands;
 using TerDiT.Runtime.Cpu;
 using TerDiT.Serve;
+using TerDiT.Runtime;
 
 namespace TerDiT.Cli.Bench;
 
@@ -111,9 +112,7 @@ static class ServeBench
             ["every_accepted_job_succeeded"] = noneLost,
             ["identical_pngs_across_runs"] = identical,
         };
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(outPath))!);
-        File.WriteAllText(outPath + ".tmp", doc.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
-        File.Move(outPath + ".tmp", outPath, overwrite: true);
+        AtomicFile.WriteAllText(outPath, doc.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
         stdout.WriteLine($"results: {outPath}");
         if (!noneLost || !identical) throw new InvalidOperationException("the load test lost a job or got different images for the same request");
     }

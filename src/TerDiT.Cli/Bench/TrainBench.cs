@@ -9,6 +9,7 @@ using TerDiT.Data;
 using TerDiT.Runtime.Config;
 using TerDiT.Training;
 using TorchSharp;
+using TerDiT.Runtime;
 
 namespace TerDiT.Cli.Bench;
 
@@ -81,9 +82,7 @@ static class TrainBench
             };
             if (!main) return 0;
             var path = p.GetValue(output)!;
-            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-            File.WriteAllText(path + ".tmp", doc.ToJsonString(new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }) + "\n");
-            File.Move(path + ".tmp", path, overwrite: true);
+            AtomicFile.WriteAllText(path, doc.ToJsonString(new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }) + "\n");
             stdout.WriteLine($"results: {path}");
             return 0;
         }));

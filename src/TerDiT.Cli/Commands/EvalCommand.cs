@@ -121,7 +121,7 @@ static class EvalCommand
                     ["result"] = JsonNode.Parse(result.ToJson()),
                     ["elapsed_s"] = Math.Round(seconds, 3),
                 };
-                WriteAtomically(outPath, json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+                AtomicFile.WriteAllText(outPath, json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
                 stdout.WriteLine($"results: {outPath}");
             }
             if (gridPath is not null) stdout.WriteLine($"grid: {gridPath} ({FeatureClassifier.NumClasses}×{gridColumns}, one row per class)");
@@ -182,16 +182,4 @@ static class EvalCommand
 
     static string Quote(string token) => token.Length > 0 && !token.Any(c => char.IsWhiteSpace(c) || c is '"' or '\'') ? token : $"'{token.Replace("'", "'\\''")}'";
 
-    static void WriteAtomically(string path, string text)
-    {
-        var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
-        Directory.CreateDirectory(dir);
-        var tmp = Path.Combine(dir, $".{Path.GetFileName(path)}.{Environment.ProcessId}.tmp");
-        try
-        {
-            File.WriteAllText(tmp, text + "\n");
-            File.Move(tmp, path, overwrite: true);
-        }
-        finally { File.Delete(tmp); } // no-op after the rename
-    }
 }

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
+using TerDiT.Runtime;
 
 namespace TerDiT.Cli.Commands;
 
@@ -32,11 +33,7 @@ static class PlotCommand
             var curves = p.GetValue(metrics)!.Select(ParseSpec).Select(s => (s.Label, Points: ReadLoss(s.Path))).ToList();
             var outPath = p.GetValue(output)!;
             var png = Render(curves, k, w, h);
-            var dir = Path.GetDirectoryName(Path.GetFullPath(outPath))!;
-            Directory.CreateDirectory(dir);
-            var tmp = Path.Combine(dir, $".{Path.GetFileName(outPath)}.{Environment.ProcessId}.tmp");
-            File.WriteAllBytes(tmp, png);
-            File.Move(tmp, outPath, overwrite: true);
+            AtomicFile.WriteAllBytes(outPath, png);
             foreach (var (label, points) in curves)
                 stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"{label}: {points.Count} points, steps {points[0].Step}..{points[^1].Step}, last loss {points[^1].Loss:G6}, smoothed {MovingAverage(points.Select(q => q.Loss).ToArray(), k)[^1]:G6}"));

@@ -78,20 +78,7 @@ public static class PngGrid
 
     /// <summary>Writes <see cref="Encode(ReadOnlySpan{float}, int, int, int, int, int, int)"/>'s PNG to <paramref name="path"/> atomically (temp file + rename).</summary>
     public static void Save(string path, ReadOnlySpan<float> images, int n, int c, int h, int w, int rows, int cols) =>
-        Write(path, Encode(images, n, c, h, w, rows, cols));
-
-    static void Write(string path, byte[] png)
-    {
-        var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
-        Directory.CreateDirectory(dir);
-        var tmp = Path.Combine(dir, $".{Path.GetFileName(path)}.{Environment.ProcessId}.tmp");
-        try
-        {
-            File.WriteAllBytes(tmp, png);
-            File.Move(tmp, path, overwrite: true);
-        }
-        finally { File.Delete(tmp); } // no-op after the rename
-    }
+        AtomicFile.WriteAllBytes(path, Encode(images, n, c, h, w, rows, cols));
 
     static readonly PngEncoder Encoder = new() { CompressionLevel = PngCompressionLevel.DefaultCompression };
 

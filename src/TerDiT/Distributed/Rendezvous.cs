@@ -1,3 +1,5 @@
+using TerDiT.Runtime;
+
 namespace TerDiT.Distributed;
 
 /// <summary>
@@ -7,18 +9,7 @@ namespace TerDiT.Distributed;
 public static class Rendezvous
 {
     /// <summary>Writes <paramref name="payload"/> to <paramref name="path"/> atomically (temp file + rename).</summary>
-    public static void Publish(string path, ReadOnlySpan<byte> payload)
-    {
-        var full = Path.GetFullPath(path);
-        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
-        var tmp = $"{full}.{Environment.ProcessId}.tmp";
-        using (var file = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None))
-        {
-            file.Write(payload);
-            file.Flush(flushToDisk: true);
-        }
-        File.Move(tmp, full, overwrite: true);
-    }
+    public static void Publish(string path, ReadOnlySpan<byte> payload) => AtomicFile.WriteAllBytes(path, payload);
 
     /// <summary>
     /// Waits until <paramref name="path"/> exists and returns its contents, which must be exactly

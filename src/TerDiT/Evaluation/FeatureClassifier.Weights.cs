@@ -7,6 +7,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using TorchSharp;
 using static TorchSharp.torch;
+using TerDiT.Runtime;
 
 namespace TerDiT.Evaluation;
 
@@ -59,8 +60,7 @@ public sealed partial class FeatureClassifier
         };
         var json = Encoding.UTF8.GetBytes(header.ToJsonString());
         int padded = (json.Length + 7) / 8 * 8; // safetensors pads the header with spaces to 8-byte alignment
-        var tmp = path + ".tmp";
-        using (var file = File.Create(tmp))
+        AtomicFile.Write(path, file =>
         {
             Span<byte> len = stackalloc byte[8];
             BinaryPrimitives.WriteInt64LittleEndian(len, padded);
@@ -68,8 +68,7 @@ public sealed partial class FeatureClassifier
             file.Write(json);
             for (int i = json.Length; i < padded; i++) file.WriteByte((byte)' ');
             file.Write(bytes);
-        }
-        File.Move(tmp, path, overwrite: true);
+        });
         Provenance = provenance;
     }
 

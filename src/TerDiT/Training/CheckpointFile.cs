@@ -5,6 +5,7 @@ using System.Text.Json.Nodes;
 using System.Text.Unicode;
 using TorchSharp;
 using static TorchSharp.torch;
+using TerDiT.Runtime;
 
 namespace TerDiT.Training;
 
@@ -54,61 +55,23 @@ public static class CheckpointFile
         header["tensors"] = entries;
         var headerBytes = Encoding.UTF8.GetBytes(header.ToJsonString());
 
-        var full = Path.GetFullPath(path);
-        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
-        var tmp = full + $".{Environment.ProcessId}.tmp";
-        try
+        AtomicFile.Write(path, file =>
         {
-            using (var file = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20))
-            using (var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256))
+            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            void Put(ReadOnlySpan<byte> b) { file.Write(b); hash.AppendData(b); }
+            Span<byte> prefix = stackalloc byte[PrefixBytes];
+            Magic.CopyTo(prefix);
+            BinaryPrimitives.WriteUInt32LittleEndian(prefix[8..], Version);
+            BinaryPrimitives.WriteInt64LittleEndian(prefix[12..], headerBytes.Length);
+            Put(prefix);
+            Put(headerBytes);
+            foreach (var (_, t) in list)
             {
-                void Put(ReadOnlySpan<byte> b) { file.Write(b); hash.AppendData(b); }
-                Span<byte> prefix = stackalloc byte[PrefixBytes];
-                Magic.CopyTo(prefix);
-                BinaryPrimitives.WriteUInt32LittleEndian(prefix[8..], Version);
-                BinaryPrimitives.WriteInt64LittleEndian(prefix[12..], headerBytes.Length);
-                Put(prefix);
-                Put(headerBytes);
-                foreach (var (_, t) in list)
-                {
-                    using var cpu = t.detach().cpu().contiguous();
-                    Put(cpu.bytes);
-                }
-                file.Write(hash.GetHashAndReset());
-                file.Flush(flushToDisk: true);
+                using var cpu = t.detach().cpu().contiguous();
+                Put(cpu.bytes);
             }
-            File.Move(tmp, full, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(tmp)) File.Delete(tmp);
-        }
-    }
-
-    /// <summary>
-    /// Deletes the temporary files (<c>NAME.PID.tmp</c>) that writers killed mid-write left in <paramref name="dir"/>:
-    /// those whose process is no longer running. Returns the deleted paths.
-    /// </summary>
-    public static IReadOnlyList<string> RemoveStaleTemporaries(string dir)
-    {
-        var removed = new List<string>();
-        if (!Directory.Exists(dir)) return removed;
-        foreach (var tmp in Directory.EnumerateFiles(dir, "*.tmp"))
-        {
-            var parts = Path.GetFileName(tmp).Split('.');
-            if (parts.Length < 3 || !int.TryParse(parts[^2], out int pid) || IsRunning(pid)) continue;
-            File.Delete(tmp);
-            removed.Add(tmp);
-        }
-        return removed;
-    }
-
-    static bool IsRunning(int pid)
-    {
-        if (pid == Environment.ProcessId) return true;
-        try { using var p = System.Diagnostics.Process.GetProcessById(pid); return !p.HasExited; }
-        catch (ArgumentException) { return false; }
-        catch (InvalidOperationException) { return false; }
+            file.Write(hash.GetHashAndReset());
+        });
     }
 
     /// <summary>

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using TerDiT.Runtime;
 
 namespace TerDiT.Training;
 
@@ -32,9 +33,7 @@ public sealed class MetricsLog : IDisposable
         if (File.Exists(path))
         {
             var kept = File.ReadAllLines(path).Where(l => l.Length > 0 && StepOf(l) <= keepUpToStep).ToArray();
-            var tmp = path + ".tmp";
-            File.WriteAllLines(tmp, kept);
-            File.Move(tmp, path, overwrite: true);
+            AtomicFile.WriteAllText(path, string.Concat(kept.Select(line => line + "\n")));
         }
         writer = new StreamWriter(new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.Read)) { AutoFlush = true };
     }

@@ -58,7 +58,7 @@ public sealed class Trainer : IDisposable
         ema = new Ema(flat, options.EmaDecay);
         if (!IsMain) return;
         Directory.CreateDirectory(Path.Combine(runDir, "checkpoints"));
-        RemovedTemporaries = CheckpointFile.RemoveStaleTemporaries(Path.Combine(runDir, "checkpoints"));
+        RemovedTemporaries = AtomicFile.RemoveStaleTemporaries(Path.Combine(runDir, "checkpoints"));
         metrics = new MetricsLog(MetricsPath, step);
     }
 
