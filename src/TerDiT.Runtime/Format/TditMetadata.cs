@@ -33,6 +33,22 @@ public sealed record TditDiffusion
 }
 
 /// <summary>
+/// The latent space of a latent diffusion model: its samples are VAE latents times
+/// <see cref="ScalingFactor"/>, decoded by the VAE named here. Stored in the <c>latent</c> metadata
+/// value as JSON <c>{"vae":"…","vae_sha256":"…"|null,"scaling_factor":0.18215,"shape":[C,H,W]}</c>;
+/// <c>shape</c> is written from the config and checked against it on read.
+/// </summary>
+public sealed record TditLatent
+{
+    /// <summary>The VAE's name (e.g. <c>stabilityai/sd-vae-ft-ema</c>, or the folder the latents were encoded with).</summary>
+    public required string Vae { get; init; }
+    /// <summary>SHA-256 (64 lower-case hex digits) of the VAE's weights file, or null when the model does not pin one.</summary>
+    public string? VaeSha256 { get; init; }
+    /// <summary>Model latents = VAE latents · this (Stable Diffusion's VAE: 0.18215).</summary>
+    public required double ScalingFactor { get; init; }
+}
+
+/// <summary>
 /// Everything a <c>.tdit</c> file says about its model besides the tensors, typed. On disk it is the
 /// safetensors <c>__metadata__</c> map of strings (keys in <see cref="TditKeys"/>); the writer adds
 /// <c>format</c>, <c>format_version</c> and <c>checksum</c>.
@@ -54,6 +70,8 @@ public sealed record TditMetadata
     /// must be null otherwise.
     /// </summary>
     public string? TernaryLayout { get; init; }
+    /// <summary>The VAE latent space the model generates in; null for a pixel-space model.</summary>
+    public TditLatent? Latent { get; init; }
     /// <summary>Further free-form string entries (keys must not collide with <see cref="TditKeys"/>).</summary>
     public IReadOnlyDictionary<string, string> Extra { get; init; } = new Dictionary<string, string>();
 
@@ -110,6 +128,21 @@ public sealed record TditMetadata
             [TditKeys.Weights] = WeightsName(Weights),
         };
         if (TernaryLayout is not null) m[TditKeys.TernaryLayout] = TernaryLayout;
+        if (Latent is { } latent)
+        {
+            CheckLatent(latent, s => new ArgumentException(s));
+            m[TditKeys.Latent] = JsonText(w =>
+            {
+                w.WriteStartObject();
+                w.WriteString("vae", latent.Vae);
+                if (latent.VaeSha256 is null) w.WriteNull("vae_sha256");
+                else w.WriteString("vae_sha256", latent.VaeSha256);
+                w.WriteNumber("scaling_factor", latent.ScalingFactor);
+                w.WritePropertyName("shape");
+                w.WriteRawValue(InputShape(c));
+                w.WriteEndObject();
+            });
+        }
         foreach (var (k, v) in Extra)
         {
             if (TditKeys.Reserved.Contains(k)) throw new ArgumentException($"extra metadata key '{k}' is reserved by the format");
@@ -191,6 +224,30 @@ public sealed record TditMetadata
         if (config.Ternary && string.IsNullOrWhiteSpace(layout)) throw Bad("a ternary model's __metadata__ has no 'ternary_layout'");
         if (!config.Ternary && layout is not null) throw Bad("a full-precision model (Ternary = false) has a 'ternary_layout'");
 
+        TditLatent? latent = null;
+        if (m.TryGetValue(TditKeys.Latent, out var latentJson))
+        {
+            try
+            {
+                using var d = JsonDocument.Parse(latentJson);
+                var r = d.RootElement;
+                var sha = r.GetProperty("vae_sha256");
+                latent = new TditLatent
+                {
+                    Vae = r.GetProperty("vae").GetString() ?? "",
+                    VaeSha256 = sha.ValueKind == JsonValueKind.Null ? null : sha.GetString(),
+                    ScalingFactor = r.GetProperty("scaling_factor").GetDouble(),
+                };
+                if (r.GetProperty("shape").GetRawText().Replace(" ", "") != InputShape(config))
+                    throw Bad($"metadata 'latent' shape {r.GetProperty("shape").GetRawText()} does not match the config's {InputShape(config)}");
+            }
+            catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
+            {
+                throw Bad($"metadata 'latent' is not the expected JSON object (vae, vae_sha256, scaling_factor, shape): {e.Message}");
+            }
+            CheckLatent(latent, s => Bad($"metadata 'latent': {s}"));
+        }
+
         return new TditMetadata
         {
             Config = config,
@@ -200,6 +257,7 @@ public sealed record TditMetadata
             Source = Get(TditKeys.Source),
             Weights = weights,
             TernaryLayout = layout,
+            Latent = latent,
             Extra = m.Where(kv => !TditKeys.Reserved.Contains(kv.Key)).ToDictionary(),
         };
     }
@@ -214,6 +272,14 @@ public sealed record TditMetadata
         TditWeights.Random => "random",
         _ => throw new ArgumentOutOfRangeException(nameof(w), w, "unknown weights kind"),
     };
+
+    static void CheckLatent(TditLatent l, Func<string, Exception> error)
+    {
+        if (string.IsNullOrWhiteSpace(l.Vae)) throw error("the VAE name is empty");
+        if (l.VaeSha256 is { } h && (h.Length != 64 || !h.All(char.IsAsciiHexDigitLower)))
+            throw error($"vae_sha256 '{h}' is not 64 lower-case hex digits");
+        if (!(l.ScalingFactor > 0) || !double.IsFinite(l.ScalingFactor)) throw error($"scaling factor must be positive and finite, got {l.ScalingFactor}");
+    }
 
     static void CheckDiffusion(TditDiffusion d, Func<string, Exception> error)
     {
@@ -237,6 +303,7 @@ public static class TditKeys
     public const string Source = "source";
     public const string Weights = "weights";
     public const string TernaryLayout = "ternary_layout";
+    public const string Latent = "latent";
     public const string Checksum = "checksum";
 
     /// <summary>Value of <c>format</c>.</summary>
@@ -248,6 +315,6 @@ public static class TditKeys
 
     public static readonly IReadOnlySet<string> Reserved = new HashSet<string>
     {
-        Format, FormatVersion, Config, Preset, Classes, InputShape, Diffusion, Source, Weights, TernaryLayout, Checksum,
+        Format, FormatVersion, Config, Preset, Classes, InputShape, Diffusion, Source, Weights, TernaryLayout, Latent, Checksum,
     };
 }

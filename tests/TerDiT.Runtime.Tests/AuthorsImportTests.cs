@@ -1,0 +1,142 @@
+using TerDiT.Runtime.Config;
+using TerDiT.Runtime.Format;
+using TerDiT.Runtime.Import;
+using TerDiT.Runtime.Model;
+using Xunit;
+
+namespace TerDiT.Runtime.Tests;
+
+/// <summary>
+/// Import of checkpoints made by the TerDiT authors' own code (tests/fixtures/authors-terdit, described in
+/// docs/IMPORT.md): a 2-block D = 64 model, 4×8×8 latents, 1000 classes, saved by <c>torch.save</c> from their
+/// model classes — packed ternary (their inference layers) and float latent weights (their training layers) —
+/// with their forward's outputs on fixed inputs.
+/// </summary>
+public sealed class AuthorsImportTests : IDisposable
+{
+    static readonly string FixtureDir = Path.Combine(RuntimeFixtures.RepoRoot, "tests", "fixtures", "authors-terdit");
+    readonly DirectoryInfo _temp = Directory.CreateTempSubdirectory("terdit-import-");
+
+    public void Dispose() => _temp.Delete(recursive: true);
+
+    string Import(string variant, bool ema)
+    {
+        var path = Path.Combine(_temp.FullName, variant + ".tdit");
+        AuthorsCheckpoint.Import(Path.Combine(FixtureDir, variant), path, new AuthorsImportOptions { Ema = ema, Heads = 4 });
+        return path;
+    }
+
+    /// <summary>The runtime's exact-mode forward of the imported model on the fixture's inputs (labels in standard ImageNet order).</summary>
+    static float[] Forward(string model, string inputs, string timesteps, string labels)
+    {
+        using var expected = SafetensorsFile.Open(Path.Combine(FixtureDir, "expected.safetensors"));
+        using var file = TditFile.Open(model, new TditReadOptions { PackedShape = TditWeightSource.PackedShape });
+        var runtime = new RuntimeModel(new TditWeightSource(file), new RuntimeOptions { Threads = 2 });
+        var x = expected.ReadFloats(inputs);
+        var t = expected.ReadIntegers(timesteps).Select(v => (int)v).ToArray();
+        var y = expected.ReadIntegers(labels).Select(v => (int)v).ToArray();
+        var output = new float[t.Length * runtime.OutputLength];
+        runtime.Forward(x, t, y, output);
+        return output;
+    }
+
+    static float[] Expected(string name)
+    {
+        using var expected = SafetensorsFile.Open(Path.Combine(FixtureDir, "expected.safetensors"));
+        return expected.ReadFloats(name);
+    }
+
+    /// <summary>max |a − b| / max |b|.</summary>
+    static double RelativeError(float[] actual, float[] expected)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        double err = 0, scale = 0;
+        for (int i = 0; i < actual.Length; i++)
+        {
+            err = Math.Max(err, Math.Abs(actual[i] - expected[i]));
+            scale = Math.Max(scale, Math.Abs(expected[i]));
+        }
+        return err / scale;
+    }
+
+    [Fact]
+    public void PackedTernaryCheckpointMatchesTheAuthorsForward()
+    {
+        var model = Import("ternary", ema: true);
+        var output = Forward(model, "x", "t", "labels");
+        // Same float32 arithmetic up to summation order over at most 256 terms per dot product, through
+        // two blocks: observed ~1e-7. A mis-ordered label row, a swapped bit field or a wrong name map
+        // changes the output at the 1e-1 level.
+        Assert.InRange(RelativeError(output, Expected("ternary_out")), 0, 1e-5);
+    }
+
+    [Fact]
+    public void FloatTrainingCheckpointIsTernarizedAsTheirTrainingForward()
+    {
+        var model = Import("float", ema: false);
+        var output = Forward(model, "x", "t", "labels");
+        // Their training forward ternarizes the latent weights in float32 at every call; the import does
+        // it once (mean |W| in double). A trit can only differ where W/(gamma + 1e-6) sits within float
+        // rounding of ±0.5, which random weights avoid; so the same 1e-5 as the packed checkpoint.
+        Assert.InRange(RelativeError(output, Expected("float_out")), 0, 1e-5);
+    }
+
+    [Fact]
+    public void ImportRecordsConfigClassesAndLatentSpace()
+    {
+        var model = Import("ternary", ema: true);
+        using var file = TditFile.Open(model, new TditReadOptions { PackedShape = TditWeightSource.PackedShape });
+        var c = file.Config;
+        Assert.Equal((4, 8, 2, 64, 2, 4, 1000), (c.InChannels, c.InputSize, c.PatchSize, c.HiddenSize, c.Depth, c.NumHeads, c.NumClasses));
+        Assert.True(c.Ternary && c.AdaLnNorm && c.QkNorm && c.LearnSigma);
+        Assert.Equal("tench", file.Info.Classes[0]);
+        Assert.Equal("toilet tissue", file.Info.Classes[999]);
+        Assert.Equal(TditWeights.Ema, file.Info.Weights);
+        Assert.Equal(new TditLatent { Vae = "stabilityai/sd-vae-ft-ema", ScalingFactor = 0.18215 }, file.Info.Latent);
+    }
+
+    [Fact]
+    public void UnknownModelNameNeedsHeads()
+    {
+        var e = Assert.Throws<ImportFormatException>(() =>
+            AuthorsCheckpoint.Import(Path.Combine(FixtureDir, "ternary"), Path.Combine(_temp.FullName, "m.tdit")));
+        Assert.Contains("DiT_Llama_test_patch2", e.Message);
+        Assert.Contains("heads", e.Message);
+        Assert.False(File.Exists(Path.Combine(_temp.FullName, "m.tdit")));
+    }
+
+    [Fact]
+    public void MissingEmaWeightsSayWhatTheDirectoryHolds()
+    {
+        var e = Assert.Throws<FileNotFoundException>(() => AuthorsCheckpoint.WeightsPath(Path.Combine(FixtureDir, "float"), ema: true));
+        Assert.Contains("consolidated.00-of-01.pth", e.Message);
+        Assert.Contains("leave out --ema", e.Message);
+    }
+
+    [Fact]
+    public void AuthorsLabelOrderIsTheRankOfTheClassNumberAsAString()
+    {
+        // From their class_to_idx.json: "0" → 0, "1" → 1, "10" → 2, "100" → 3, "2" → 112, "89" → 878, "999" → 999.
+        Assert.Equal([0, 1, 2, 3, 112, 878, 999], new[] { 0, 1, 10, 100, 2, 89, 999 }.Select(ImageNetClasses.AuthorsLabel));
+        Assert.Equal(Enumerable.Range(0, 1000), Enumerable.Range(0, 1000).Select(ImageNetClasses.AuthorsLabel).Order());
+    }
+
+    [Theory]
+    [InlineData("layers.3.attention.wq.alphas", "blocks.3.attention.wq.alpha")]
+    [InlineData("layers.12.adaLN_modulation.1.weight", "blocks.12.adaLN_modulation.weight")]
+    [InlineData("layers.0.adaLN_modulation.2.weight", "blocks.0.adaLN_norm.weight")]
+    [InlineData("final_layer.adaLN_modulation.1.bias", "final_layer.adaLN_modulation.bias")]
+    [InlineData("t_embedder.mlp.0.weight", "t_embedder.fc1.weight")]
+    [InlineData("t_embedder.mlp.2.bias", "t_embedder.fc2.bias")]
+    [InlineData("y_embedder.embedding_table.weight", "y_embedder.embedding_table.weight")]
+    public void NameMap(string theirs, string ours) => Assert.Equal(ours, AuthorsCheckpoint.OurName(theirs));
+
+    [Fact]
+    public void UnpackAuthorsTernaryReadsRowQuartersFromHighToLowBits()
+    {
+        // out = 8 (h = 2), in = 1: byte r holds rows r, 2 + r, 4 + r, 6 + r in bits 7-6, 5-4, 3-2, 1-0.
+        byte[] packed = [0b00_01_10_00, 0b10_10_01_00];
+        Assert.Equal(new sbyte[] { -1, 1, 0, 1, 1, 0, -1, -1 }, AuthorsCheckpoint.UnpackAuthorsTernary(packed, 8, 1, "w", "test"));
+        Assert.Contains("invalid code 3", Assert.Throws<ImportFormatException>(() => AuthorsCheckpoint.UnpackAuthorsTernary([0b11_00_00_00], 4, 1, "w", "test")).Message);
+    }
+}
