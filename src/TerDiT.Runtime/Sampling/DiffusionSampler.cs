@@ -3,10 +3,10 @@ namespace TerDiT.Runtime.Sampling;
 /// <summary>
 /// DDPM and DDIM (eta 0) sampling over a <see cref="Denoiser"/> as in DiT/IDDPM: DiT's 1000-step
 /// linear schedule respaced to the requested steps (the model receives original timestep indices),
-/// x̂0 = √(1/ᾱ)·x − √(1/ᾱ − 1)·ε clipped to [−1, 1], classifier-free guidance by doubling the
-/// batch with null labels, <c>ε = ε_u + s·(ε_c − ε_u)</c> on all epsilon channels, the variance
-/// channels from the conditional half (<c>s = 1</c>: no doubling). Schedule coefficients are float64,
-/// the per-element update is computed in double and stored as float.
+/// x̂0 = √(1/ᾱ)·x − √(1/ᾱ − 1)·ε clipped to [−1, 1] (pixel models; latent models are not clipped),
+/// classifier-free guidance by doubling the batch with null labels (<see cref="Guidance"/>: all epsilon
+/// channels unless told otherwise), the variance channels from the conditional half (<c>s = 1</c>: no
+/// doubling). Schedule coefficients are float64, the per-element update is computed in double and stored as float.
 /// </summary>
 /// <remarks>
 /// Noise: each image draws from its own <see cref="ImageNoise"/> streams, (seed, firstImage + j) for image j
@@ -17,8 +17,8 @@ namespace TerDiT.Runtime.Sampling;
 public sealed class DiffusionSampler
 {
     readonly Denoiser _model;
-    readonly int _per, _outPer, _nullClass;
-    readonly bool _learnSigma;
+    readonly int _per, _outPer, _plane, _channels, _nullClass;
+    readonly bool _learnSigma, _clip;
     float[] _input = [], _output = [];
     int[] _timesteps = [], _labels = [];
 
@@ -28,16 +28,17 @@ public sealed class DiffusionSampler
     /// <param name="learnSigma">Whether the model outputs the learned-range variance channels; otherwise DDPM uses
     /// DiT's "fixed large" variance (β_t, β̃_1 at step 0).</param>
     /// <param name="nullClass">Label of the unconditional class.</param>
-    public DiffusionSampler(Denoiser model, int channels, int size, bool learnSigma, int nullClass)
+    /// <param name="clip">Clip x̂0 and the result to [−1, 1] (pixels); false for latents, which are not bounded.</param>
+    public DiffusionSampler(Denoiser model, int channels, int size, bool learnSigma, int nullClass, bool clip = true)
     {
         if (channels <= 0 || size <= 0) throw new ArgumentException($"image shape must be positive, got C={channels}, size={size}");
-        (_model, _per, _learnSigma, _nullClass) = (model, channels * size * size, learnSigma, nullClass);
+        (_model, _per, _plane, _channels, _learnSigma, _nullClass, _clip) = (model, channels * size * size, size * size, channels, learnSigma, nullClass, clip);
         _outPer = (learnSigma ? 2 : 1) * _per;
     }
 
     /// <summary>
-    /// Generates one image per label: returns x_0 (N, C, H, W) with every value in [−1, 1]. Image j draws the
-    /// noise <c>(seed, firstImage + j)</c>.
+    /// Generates one image per label: returns x_0 (N, C, H, W), every value in [−1, 1] when clipping. Image j draws
+    /// the noise <c>(seed, firstImage + j)</c>.
     /// </summary>
     /// <param name="labels">(N) class labels.</param>
     /// <param name="kind">DDPM or DDIM.</param>
@@ -47,24 +48,25 @@ public sealed class DiffusionSampler
     /// <param name="firstImage">Global index of the first image, for the noise streams (see remarks).</param>
     /// <param name="progress">Told after each step.</param>
     /// <param name="cancellationToken">Checked before each model call.</param>
+    /// <param name="guidedChannels">Epsilon channels guidance applies to (default: all; see <see cref="Guidance"/>).</param>
     /// <exception cref="OperationCanceledException">The token was cancelled.</exception>
     public float[] Sample(ReadOnlySpan<int> labels, SamplerKind kind, int steps, double guidance, ulong seed,
-        long firstImage = 0, IProgress<SamplingProgress>? progress = null, CancellationToken cancellationToken = default)
+        long firstImage = 0, IProgress<SamplingProgress>? progress = null, CancellationToken cancellationToken = default, int? guidedChannels = null)
     {
         if (firstImage < 0 || firstImage > ImageNoise.IndexLimit - labels.Length) throw new ArgumentOutOfRangeException(nameof(firstImage));
         var noise = new ImageNoise[labels.Length];
         for (int j = 0; j < noise.Length; j++) noise[j] = new ImageNoise(seed, firstImage + j);
-        return Sample(labels, noise, kind, steps, guidance, progress, cancellationToken);
+        return Sample(labels, noise, kind, steps, guidance, progress, cancellationToken, guidedChannels);
     }
 
     /// <summary>
     /// Generates one image per label, image j with the noise <paramref name="noise"/>[j]: returns x_0 (N, C, H, W),
-    /// every value in [−1, 1]. The other arguments as in the overload with a seed.
+    /// every value in [−1, 1] when clipping. The other arguments as in the overload with a seed.
     /// </summary>
     public float[] Sample(ReadOnlySpan<int> labels, ReadOnlySpan<ImageNoise> noise, SamplerKind kind, int steps, double guidance,
-        IProgress<SamplingProgress>? progress = null, CancellationToken cancellationToken = default)
+        IProgress<SamplingProgress>? progress = null, CancellationToken cancellationToken = default, int? guidedChannels = null)
     {
-        var run = Start(labels, noise, kind, steps, guidance);
+        var run = Start(labels, noise, kind, steps, guidance, guidedChannels);
         int rows = run.ModelRows;
         if (_labels.Length != rows) (_input, _output, _timesteps, _labels) = (new float[rows * _per], new float[rows * _outPer], new int[rows], new int[rows]);
         while (!run.IsComplete)
@@ -80,9 +82,14 @@ public sealed class DiffusionSampler
 
     /// <summary>
     /// A run of the same sampling (image j with <paramref name="noise"/>[j]) that the caller advances one model
-    /// call at a time with its own model calls; it gives the same images as <see cref="Sample(ReadOnlySpan{int}, ReadOnlySpan{ImageNoise}, SamplerKind, int, double, IProgress{SamplingProgress}?, CancellationToken)"/>
+    /// call at a time with its own model calls; it gives the same images as <see cref="Sample(ReadOnlySpan{int}, ReadOnlySpan{ImageNoise}, SamplerKind, int, double, IProgress{SamplingProgress}?, CancellationToken, int?)"/>
     /// when the model computes each row on its own.
     /// </summary>
-    public SamplingRun Start(ReadOnlySpan<int> labels, ReadOnlySpan<ImageNoise> noise, SamplerKind kind, int steps, double guidance) =>
-        new(labels, noise, kind, steps, guidance, _per, _learnSigma, _nullClass);
+    public SamplingRun Start(ReadOnlySpan<int> labels, ReadOnlySpan<ImageNoise> noise, SamplerKind kind, int steps, double guidance,
+        int? guidedChannels = null)
+    {
+        int guided = guidedChannels ?? _channels;
+        if (guided < 1 || guided > _channels) throw new ArgumentOutOfRangeException(nameof(guidedChannels), guided, $"guided channels must be in 1..{_channels}");
+        return new(labels, noise, kind, steps, guidance, _per, _learnSigma, _nullClass, _plane, guided, _clip);
+    }
 }

@@ -17,16 +17,17 @@ public sealed class SamplingRun
     readonly DiffusionSchedule _schedule;
     readonly SamplerKind _kind;
     readonly float _guidance;
-    readonly bool _guided, _learnSigma;
+    readonly bool _guided, _learnSigma, _clip;
     readonly int[] _labels;
     readonly ImageNoise[] _noise;
-    readonly int _per, _nullClass;
+    readonly int _per, _nullClass, _plane, _guidedChannels;
     readonly float[] _x;               // (N, C, H, W): x_t, then x_0 once complete
     readonly float[]? _z;              // (C, H, W) DDPM noise of one image
+    readonly float[] _eps;             // (C, H, W) guided epsilon of one image
     int _next;                         // schedule step of the next model call; −1 once complete
 
     internal SamplingRun(ReadOnlySpan<int> labels, ReadOnlySpan<ImageNoise> noise, SamplerKind kind, int steps, double guidance,
-        int per, bool learnSigma, int nullClass)
+        int per, bool learnSigma, int nullClass, int plane, int guidedChannels, bool clip)
     {
         if (labels.IsEmpty) throw new ArgumentException("no labels to sample");
         if (noise.Length != labels.Length) throw new ArgumentException($"{noise.Length} noise entries for {labels.Length} labels");
@@ -37,6 +38,8 @@ public sealed class SamplingRun
             if (image.Index is < 0 or >= ImageNoise.IndexLimit) throw new ArgumentOutOfRangeException(nameof(noise), image.Index, "image index out of range");
         _schedule = DiffusionSchedule.Linear().Respace(steps);
         (_kind, _guidance, _guided, _learnSigma, _per, _nullClass) = (kind, (float)guidance, guidance != 1.0, learnSigma, per, nullClass);
+        (_plane, _guidedChannels, _clip) = (plane, guidedChannels, clip);
+        _eps = new float[per];
         _labels = labels.ToArray();
         _noise = noise.ToArray();
         _x = new float[_labels.Length * per];
@@ -82,9 +85,10 @@ public sealed class SamplingRun
 
     /// <summary>
     /// Takes the model's output for the rows of <see cref="WriteModelInput"/>, (rows, C or 2C, H, W), and steps x_t
-    /// to x_{t−1}: ε = ε_u + s·(ε_c − ε_u) (the conditional ε alone when s = 1), variance values from the conditional
-    /// rows, x̂0 = √(1/ᾱ)·x − √(1/ᾱ − 1)·ε clipped to [−1, 1]; DDIM (eta 0) or DDPM with the image's own noise.
-    /// After the last step x_0 is clamped to [−1, 1].
+    /// to x_{t−1}: ε = ε_u + s·(ε_c − ε_u) on the guided channels (<see cref="Guidance"/>; the conditional ε alone
+    /// when s = 1), variance values from the conditional rows, x̂0 = √(1/ᾱ)·x − √(1/ᾱ − 1)·ε, clipped to [−1, 1]
+    /// when clipping; DDIM (eta 0) or DDPM with the image's own noise. After the last step x_0 is clamped to [−1, 1]
+    /// when clipping.
     /// </summary>
     public void Advance(ReadOnlySpan<float> output)
     {
@@ -95,16 +99,21 @@ public sealed class SamplingRun
         double recip = s.SqrtRecipAlphasCumprod[i], recipm1 = s.SqrtRecipm1AlphasCumprod[i];
         for (int j = 0; j < n; j++)
         {
-            ReadOnlySpan<float> cond = output.Slice(j * outPer, outPer), uncond = _guided ? output.Slice((n + j) * outPer, per) : default;
+            ReadOnlySpan<float> cond = output.Slice(j * outPer, outPer), eps = cond[..per];
+            if (_guided)
+            {
+                Guidance.Combine(eps, output.Slice((n + j) * outPer, per), _guidance, _plane, _guidedChannels, _eps);
+                eps = _eps;
+            }
             if (_z != null && i > 0) _noise[j].FillStep(i, _z);
             Span<float> x = _x.AsSpan(j * per, per);
             for (int e = 0; e < per; e++)
             {
-                float eps = _guided ? uncond[e] + _guidance * (cond[e] - uncond[e]) : cond[e];
-                double xt = x[e], predX0 = Math.Clamp(recip * xt - recipm1 * eps, -1, 1);
+                double xt = x[e], predX0 = recip * xt - recipm1 * eps[e];
+                if (_clip) predX0 = Math.Clamp(predX0, -1, 1);
                 if (_kind == SamplerKind.Ddim)
                 {
-                    // eta = 0: x_{t−1} = √ᾱ_{t−1}·x̂0 + √(1 − ᾱ_{t−1})·ε̂, ε̂ re-derived from the clipped x̂0.
+                    // eta = 0: x_{t−1} = √ᾱ_{t−1}·x̂0 + √(1 − ᾱ_{t−1})·ε̂, ε̂ re-derived from the (clipped) x̂0.
                     double acPrev = s.AlphasCumprodPrev[i], epsHat = (recip * xt - predX0) / recipm1;
                     x[e] = (float)(Math.Sqrt(acPrev) * predX0 + Math.Sqrt(1 - acPrev) * epsHat);
                 }
@@ -118,11 +127,11 @@ public sealed class SamplingRun
                 }
             }
         }
-        if (--_next < 0)
+        if (--_next < 0 && _clip)
             for (int k = 0; k < _x.Length; k++) _x[k] = Math.Clamp(_x[k], -1f, 1f); // the last step's mean is x̂0 up to rounding
     }
 
-    /// <summary>x_0 (N, C, H, W), every value in [−1, 1]; only once <see cref="IsComplete"/>.</summary>
+    /// <summary>x_0 (N, C, H, W), every value in [−1, 1] when clipping; only once <see cref="IsComplete"/>.</summary>
     public ReadOnlySpan<float> Result => IsComplete ? _x : throw new InvalidOperationException($"the run has done {StepsDone} of {Steps} steps");
 
     void EnsureRunning()

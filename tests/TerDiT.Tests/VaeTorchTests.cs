@@ -1,0 +1,53 @@
+using TerDiT.Runtime.Import;
+using TerDiT.Runtime.Vae;
+using TerDiT.Vae;
+using Xunit;
+using static TorchSharp.torch;
+
+namespace TerDiT.Tests;
+
+/// <summary>
+/// The TorchSharp <see cref="AutoencoderKL"/> against diffusers' encoder and decoder outputs on the
+/// reduced-width random VAE of tests/fixtures/vae (docs/VAE.md).
+/// </summary>
+public sealed class VaeTorchTests
+{
+    static readonly string FixtureDir = Path.Combine(Fixtures.RepoRoot, "tests", "fixtures", "vae");
+
+    /// <summary>max |a − b| / max |b|.</summary>
+    static double RelativeError(Tensor actual, float[] expected)
+    {
+        using var a = actual.detach().cpu().contiguous();
+        var values = a.data<float>().ToArray();
+        Assert.Equal(expected.Length, values.Length);
+        double err = 0, scale = 0;
+        for (int i = 0; i < values.Length; i++)
+        {
+            err = Math.Max(err, Math.Abs(values[i] - expected[i]));
+            scale = Math.Max(scale, Math.Abs(expected[i]));
+        }
+        return err / scale;
+    }
+
+    [Fact]
+    public void EncoderAndDecoderMatchDiffusers()
+    {
+        using var weights = VaeWeights.Open(Path.Combine(FixtureDir, "tiny-vae"));
+        using var expected = SafetensorsFile.Open(Path.Combine(FixtureDir, "vae-expected.safetensors"));
+        using var vae = AutoencoderKL.Load(weights);
+        using var _ = no_grad();
+        using var image = tensor(expected.ReadFloats("image"), [1, 3, 64, 64]);
+        var (mean, std) = vae.Encode(image);
+        using (mean) using (std)
+        {
+            // Same float32 operations as PyTorch up to its kernels' summation order: observed ~1e-6.
+            Assert.Equal([1L, 4, 8, 8], mean.shape);
+            Assert.InRange(RelativeError(mean, expected.ReadFloats("mean")), 0, 1e-4);
+            Assert.InRange(RelativeError(std, expected.ReadFloats("std")), 0, 1e-4);
+        }
+        using var z = tensor(expected.ReadFloats("z"), [2, 4, 8, 8]);
+        using var decoded = vae.Decode(z);
+        Assert.Equal([2L, 3, 64, 64], decoded.shape);
+        Assert.InRange(RelativeError(decoded, expected.ReadFloats("decoded")), 0, 1e-4);
+    }
+}
