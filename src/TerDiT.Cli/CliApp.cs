@@ -28,6 +28,8 @@ public static class CliApp
         root.Add(PtqCommand.Create());
         root.Add(PlotCommand.Create());
         root.Add(ServeCommand.Create());
+        root.Add(ImportCommand.Create());
+        root.Add(EncodeCommand.Create());
         return root;
     }
 

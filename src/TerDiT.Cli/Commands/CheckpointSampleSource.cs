@@ -25,6 +25,8 @@ sealed class CheckpointSampleSource : SampleSource
         var dev = DeviceOption.Resolve(device);
         var path = Checkpoint.Resolve(checkpoint);
         using var ckpt = Checkpoint.Load(path);
+        if (ckpt.Data.Latent is { } latent)
+            throw new ArgumentException($"{path} is a latent model (VAE '{latent.Vae}'): pack it (terdit pack) and sample the .tdit with --model and --vae");
         return new CheckpointSampleSource(path, ckpt.Step, ckpt.CreateModel(weights, dev), dev);
     }
 

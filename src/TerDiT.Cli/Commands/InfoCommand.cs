@@ -58,6 +58,8 @@ static class InfoCommand
         output.WriteLine($"preset: {m.Preset}, weights: {m.Weights.ToString().ToLowerInvariant()}, source: {m.Source}");
         output.WriteLine($"ternary layout: {m.TernaryLayout ?? "(none: full precision)"}, full-precision dtype: {string.Join("/", fullDTypes)}");
         output.WriteLine($"classes: {string.Join(", ", m.Classes.Take(10))}{(m.Classes.Count > 10 ? $", … ({m.Classes.Count})" : "")}");
+        if (m.Latent is { } l)
+            output.WriteLine($"latent model: decode with VAE '{l.Vae}'{(l.VaeSha256 is null ? "" : $" (weights sha256 {l.VaeSha256})")}, latents scaled by {l.ScalingFactor.ToString(System.Globalization.CultureInfo.InvariantCulture)}");
         Print(output, f.Config);
         var s = f.Sizes;
         output.WriteLine($"file bytes: {s.FileBytes}");

@@ -28,12 +28,14 @@ static class RuntimeModeOption
 
     /// <summary>
     /// The pipeline of a packed model: the CPU runtime, or with <paramref name="device"/> "cuda" the CUDA backend
-    /// (<paramref name="gpuBatch"/> images a forward before guidance there; <paramref name="threads"/> is the CPU's).
+    /// (<paramref name="gpuBatch"/> images a forward before guidance there; <paramref name="threads"/> is the CPU's);
+    /// a latent model's samples are decoded on the CPU by the VAE in <paramref name="vae"/>.
     /// </summary>
-    public static TerDiTPipeline Pipeline(string modelPath, GemmMode mode, string device, int? threads, int? gpuBatch = null) =>
+    public static TerDiTPipeline Pipeline(string modelPath, GemmMode mode, string device, int? threads, int? gpuBatch = null, string? vae = null) =>
         device == "cuda"
-            ? CudaPipeline.Load(modelPath, gpuBatch is int b ? new CudaOptions { Mode = mode, MaxBatch = b } : new CudaOptions { Mode = mode })
-            : TerDiTPipeline.Load(modelPath, Options(mode, threads));
+            ? CudaPipeline.Load(modelPath, gpuBatch is int b ? new CudaOptions { Mode = mode, MaxBatch = b } : new CudaOptions { Mode = mode }, vae,
+                Options(mode, threads))
+            : TerDiTPipeline.Load(modelPath, Options(mode, threads), vae);
 
     /// <summary>Refuses <c>--mode a8</c> for a checkpoint.</summary>
     public static void Check(bool packedModel, string mode)

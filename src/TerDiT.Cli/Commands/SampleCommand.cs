@@ -13,7 +13,8 @@ namespace TerDiT.Cli.Commands;
 /// (<c>--model</c>, default the shipped one: the pure-C# runtime) or a checkpoint (<c>--checkpoint</c>,
 /// TorchSharp), both through <see cref="SampleSource"/>. This file names no TorchSharp type and
 /// <see cref="PackedSampleSource"/> uses only the runtime assembly, which cannot reference TorchSharp, so a
-/// packed model is sampled without loading libtorch.
+/// packed model is sampled without loading libtorch. A latent model (packed, with a <c>latent</c> record) is
+/// decoded to RGB by its VAE (<c>--vae DIR</c>).
 /// </summary>
 static class SampleCommand
 {
@@ -32,11 +33,16 @@ static class SampleCommand
         var threads = ThreadsOption.Create();
         var weights = new Option<string>("--weights") { Description = "ema or raw (--checkpoint only; a packed model holds one set)", DefaultValueFactory = _ => "ema" };
         var mode = RuntimeModeOption.Create();
+        var vae = new Option<string?>("--vae") { Description = "for a latent model (--model): the diffusers AutoencoderKL folder that decodes its latents (e.g. stabilityai/sd-vae-ft-ema)" };
+        var cfgChannels = new Option<int?>("--cfg-channels")
+        {
+            Description = "epsilon channels classifier-free guidance applies to (--model; default all; 3 reproduces DiT's and the TerDiT authors' rule)",
+        };
         sampler.AcceptOnlyFromAmong("ddim", "ddpm");
         weights.AcceptOnlyFromAmong("ema", "raw");
 
         var command = new Command("sample", "Sample a grid of images (one row per class) from a checkpoint or a packed model into a PNG.");
-        foreach (var o in new Option[] { checkpoint, model, classes, perClass, steps, sampler, cfg, seed, output, device, weights, threads, mode }) command.Add(o);
+        foreach (var o in new Option[] { checkpoint, model, classes, perClass, steps, sampler, cfg, seed, output, device, weights, threads, mode, vae, cfgChannels }) command.Add(o);
         command.SetAction(p => CliApp.Guard(p, stdout =>
         {
             string? ckptPath = p.GetValue(checkpoint), modelPath = p.GetValue(model);
@@ -48,10 +54,15 @@ static class SampleCommand
             if (threadCount is <= 0) throw new ArgumentException($"--threads must be positive, not {threadCount}");
             int stepCount = p.GetValue(steps);
             if (stepCount is < 1 or > 1000) throw new ArgumentException($"--steps must lie in 1..1000 (the 1000-step schedule respaced), not {stepCount}");
+            string? vaeDir = p.GetValue(vae);
+            int? guided = p.GetValue(cfgChannels);
+            if (modelPath is null && (vaeDir is not null || guided is not null))
+                throw new ArgumentException("--vae and --cfg-channels apply to a packed model (--model); pack the checkpoint first (terdit pack)");
             RuntimeModeOption.Check(modelPath is not null, p.GetValue(mode)!);
 
             using SampleSource source = modelPath is not null
-                ? PackedSampleSource.Open(modelPath, RuntimeModeOption.Resolve(p.GetValue(mode)!), p.GetValue(device)!, threadCount)
+                ? PackedSampleSource.Open(modelPath, RuntimeModeOption.Resolve(p.GetValue(mode)!), p.GetValue(device)!, threadCount,
+                    vae: vaeDir, guidedChannels: guided, progress: stdout)
                 : CheckpointSampleSource.Open(ckptPath!, p.GetValue(weights) == "raw" ? WeightsKind.Raw : WeightsKind.Ema, p.GetValue(device)!, threadCount);
             var c = source.Config;
             var rows = ParseClasses(p.GetValue(classes), c.NumClasses);
@@ -62,7 +73,7 @@ static class SampleCommand
             var images = NamingTheModel(source.Path, () => source.Sample(labels, p.GetValue(sampler) == "ddpm" ? SamplerKind.Ddpm : SamplerKind.Ddim,
                 stepCount, scale, p.GetValue(seed))); // (N, C, H, W)
             string png = p.GetValue(output)!;
-            PngGrid.Save(png, images, labels.Length, c.InChannels, c.InputSize, c.InputSize, rows.Count, columns);
+            PngGrid.Save(png, images, labels.Length, source.ImageChannels, source.ImageSize, source.ImageSize, rows.Count, columns);
             stdout.WriteLine($"{png}: {rows.Count}×{columns} samples of {source.Description}");
             return 0;
         }));

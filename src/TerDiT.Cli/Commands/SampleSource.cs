@@ -19,9 +19,14 @@ abstract class SampleSource : IDisposable
     public abstract long? Step { get; }
     /// <summary>One line for the console.</summary>
     public abstract string Description { get; }
+    /// <summary>Channels of the images <see cref="Sample"/> returns (a latent model's are its VAE's, RGB).</summary>
+    public virtual int ImageChannels => Config.InChannels;
+    /// <summary>Side of the images <see cref="Sample"/> returns.</summary>
+    public virtual int ImageSize => Config.InputSize;
 
     /// <summary>
-    /// One image per entry of <paramref name="labels"/>: (B, C, H, W) floats in [−1, 1], B = labels.Length.
+    /// One image per entry of <paramref name="labels"/>: (B, <see cref="ImageChannels"/>, <see cref="ImageSize"/>,
+    /// <see cref="ImageSize"/>) floats in [−1, 1] (a latent model's decoded images about there), B = labels.Length.
     /// Same arguments, same images.
     /// </summary>
     public abstract float[] Sample(int[] labels, SamplerKind sampler, int steps, double cfg, ulong seed);

@@ -12,7 +12,11 @@ static class TrainCommand
     public static Command Create()
     {
         var model = new ModelOptions(presetRequired: false);
-        var data = new Option<string>("--data") { Description = "fashion-mnist, or a folder with one sub-folder of PNG/JPEG images per class", DefaultValueFactory = _ => DatasetSource.FashionMnistName };
+        var data = new Option<string>("--data")
+        {
+            Description = "fashion-mnist, a folder with one sub-folder of PNG/JPEG images per class, or a latents file (terdit encode: the model then takes its latent channels and size)",
+            DefaultValueFactory = _ => DatasetSource.FashionMnistName,
+        };
         var dataDir = new Option<string?>("--data-dir") { Description = $"folder of the Fashion-MNIST IDX files (default {FashionMnist.DefaultDirectory})" };
         var resize = new Option<bool>("--resize") { Description = "resize Fashion-MNIST to the model's input size instead of padding it" };
         var limit = new Option<int?>("--limit") { Description = "train on the first N images only" };
@@ -56,11 +60,23 @@ static class TrainCommand
             var dev = DeviceOption.Resolve(p.GetValue(device)!);
             using var communicator = GpusOption.Join(worldSize, dev);
             var dataSpec = p.GetValue(data)!;
-            // The data are shaped for the checkpoint's model when resuming without --preset.
-            var shapeConfig = config;
-            if (shapeConfig is null)
-                using (var ckpt = Checkpoint.LoadLatestValid(runDir, out _, out _)) shapeConfig = ckpt.Config;
-            var images = DatasetSource.Load(dataSpec, shapeConfig, p.GetValue(dataDir), p.GetValue(resize), p.GetValue(limit));
+            ITrainingSet images;
+            if (LatentSet.IsLatentFile(dataSpec))
+            {
+                if (p.GetValue(resize) || p.GetValue(dataDir) is not null) throw new ArgumentException("--resize and --data-dir apply to images, not to a latents file");
+                var latents = LatentSet.Load(dataSpec);
+                images = p.GetValue(limit) is { } n ? latents.Take(n) : latents;
+                // A latent model takes the latents' channels and size (the preset's data shape is for pixels).
+                if (config is not null) config = config with { InChannels = latents.Channels, InputSize = latents.Height };
+            }
+            else
+            {
+                // The data are shaped for the checkpoint's model when resuming without --preset.
+                var shapeConfig = config;
+                if (shapeConfig is null)
+                    using (var ckpt = Checkpoint.LoadLatestValid(runDir, out _, out _)) shapeConfig = ckpt.Config;
+                images = DatasetSource.Load(dataSpec, shapeConfig, p.GetValue(dataDir), p.GetValue(resize), p.GetValue(limit));
+            }
 
             using var trainer = resuming
                 ? Trainer.Resume(runDir, options, images, dataSpec, config, dev, communicator: communicator)
@@ -68,7 +84,7 @@ static class TrainCommand
             foreach (var damaged in trainer.SkippedCheckpoints) stdout.WriteLine($"warning: passed over a damaged checkpoint: {damaged}");
             foreach (var tmp in trainer.RemovedTemporaries) stdout.WriteLine($"removed {tmp}, left by a killed run");
             stdout.WriteLine($"{(resuming ? "resuming" : "training")} {trainer.Model.Config.Name} ({(trainer.Model.Config.Ternary ? "ternary" : "full precision")}) " +
-                             $"on {images.Count} images of '{dataSpec}', step {trainer.Step} → {options.Steps}, batch {options.BatchSize}, device {dev.type}" +
+                             $"on {images.Count} {(images.Latent is null ? "images" : "latents")} of '{dataSpec}', step {trainer.Step} → {options.Steps}, batch {options.BatchSize}, device {dev.type}" +
                              (communicator is null ? "" : $" × {communicator.WorldSize} ranks"));
             long first = trainer.Step;
             if (ReferenceEquals(stdout, Console.Out) && !Console.IsOutputRedirected && AnsiConsole.Profile.Capabilities.Interactive)

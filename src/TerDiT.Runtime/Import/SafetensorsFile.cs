@@ -1,7 +1,9 @@
 using System.Buffers.Binary;
 using System.Numerics.Tensors;
 using System.Runtime.InteropServices;
+using System.Text;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using System.Text.Unicode;
 
 namespace TerDiT.Runtime.Import;
@@ -171,6 +173,56 @@ public sealed class SafetensorsFile : IDisposable
             "I32" => MemoryMarshal.Cast<byte, int>(Bytes(name)).ToArray().Select(v => (long)v).ToArray(),
             _ => throw new ImportFormatException($"{Name}: tensor '{name}' is {t.DType}, not I64 or I32"),
         };
+    }
+
+    /// <summary>
+    /// Writes a safetensors file atomically (temp file next to <paramref name="path"/>, then rename): the
+    /// header (<c>__metadata__</c>, then the tensors in the order given, offsets back to back), padded with
+    /// spaces to a multiple of 8 bytes, then each tensor's little-endian bytes.
+    /// </summary>
+    /// <param name="tensors">(name, dtype name such as "F32", shape, bytes); the byte count must match.</param>
+    public static void Write(string path, IReadOnlyDictionary<string, string> metadata,
+        IEnumerable<(string Name, string DType, long[] Shape, ReadOnlyMemory<byte> Data)> tensors)
+    {
+        if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("safetensors data is little-endian; this machine is not");
+        var list = tensors.ToList();
+        var json = new JsonObject();
+        var meta = new JsonObject();
+        foreach (var (k, v) in metadata) meta[k] = v;
+        json["__metadata__"] = meta;
+        long offset = 0;
+        foreach (var (name, dtype, shape, data) in list)
+        {
+            if (!DTypeSizes.TryGetValue(dtype, out int size)) throw new ArgumentException($"unknown dtype '{dtype}'");
+            long bytes = checked(shape.Aggregate(1L, (a, b) => a * b) * size);
+            if (bytes != data.Length) throw new ArgumentException($"tensor '{name}' is {dtype} [{string.Join(", ", shape)}] = {bytes} bytes, got {data.Length}");
+            json[name] = new JsonObject
+            {
+                ["dtype"] = dtype,
+                ["shape"] = new JsonArray(shape.Select(d => (JsonNode?)d).ToArray()),
+                ["data_offsets"] = new JsonArray(offset, offset + bytes),
+            };
+            offset += bytes;
+        }
+        var header = Encoding.UTF8.GetBytes(json.ToJsonString());
+        int padded = (header.Length + 7) / 8 * 8;
+        var full = Path.GetFullPath(path);
+        var temp = Path.Combine(Path.GetDirectoryName(full)!, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
+        try
+        {
+            using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write))
+            {
+                Span<byte> length = stackalloc byte[8];
+                BinaryPrimitives.WriteUInt64LittleEndian(length, (ulong)padded);
+                stream.Write(length);
+                stream.Write(header);
+                for (int i = header.Length; i < padded; i++) stream.WriteByte((byte)' ');
+                foreach (var t in list) stream.Write(t.Data.Span);
+                stream.Flush(flushToDisk: true);
+            }
+            File.Move(temp, full, overwrite: true);
+        }
+        finally { File.Delete(temp); }
     }
 
     public void Dispose() => _file.Dispose();

@@ -23,18 +23,7 @@ public static class ImageFolder
     {
         if (channels is not (1 or 3)) throw new ArgumentException($"an image folder gives 1 (grey) or 3 (RGB) channels, not {channels}");
         if (size <= 0) throw new ArgumentException($"image size must be positive, not {size}");
-        if (!Directory.Exists(directory))
-            throw new DirectoryNotFoundException($"image folder {directory} not found; it must hold one sub-folder of PNG/JPEG images per class");
-        var classDirs = Directory.GetDirectories(directory).Order(StringComparer.Ordinal).ToArray();
-        if (classDirs.Length == 0)
-            throw new InvalidDataException($"image folder {directory} has no class sub-folders (expected DIR/<class>/*.png)");
-
-        var files = new List<(string Path, int Label)>();
-        for (int c = 0; c < classDirs.Length; c++)
-            foreach (var f in Directory.GetFiles(classDirs[c]).Order(StringComparer.Ordinal))
-                if (Extensions.Contains(Path.GetExtension(f).ToLowerInvariant())) files.Add((f, c));
-        if (files.Count == 0) throw new InvalidDataException($"image folder {directory} holds no PNG or JPEG images in its class sub-folders");
-
+        var (files, classNames) = Files(directory);
         int imageBytes = channels * size * size;
         var pixels = new byte[(long)files.Count * imageBytes];
         var labels = new int[files.Count];
@@ -43,11 +32,36 @@ public static class ImageFolder
             ReadImage(files[i].Path, size, channels, pixels.AsSpan(i * imageBytes, imageBytes));
             labels[i] = files[i].Label;
         }
-        return new LabeledImages(pixels, labels, channels, size, size, classDirs.Select(Path.GetFileName).ToArray()!);
+        return new LabeledImages(pixels, labels, channels, size, size, classNames);
     }
 
-    /// <summary>Decodes one image into <paramref name="dest"/> as (C, size, size) bytes.</summary>
-    static void ReadImage(string path, int size, int channels, Span<byte> dest)
+    /// <summary>
+    /// The images of a folder with their labels, ordered by class, then by ordinal file name, and the class
+    /// names (sub-folder names in ordinal order).
+    /// </summary>
+    /// <exception cref="DirectoryNotFoundException">The folder does not exist.</exception>
+    /// <exception cref="InvalidDataException">No class folders or no images.</exception>
+    public static (IReadOnlyList<(string Path, int Label)> Files, string[] ClassNames) Files(string directory)
+    {
+        if (!Directory.Exists(directory))
+            throw new DirectoryNotFoundException($"image folder {directory} not found; it must hold one sub-folder of PNG/JPEG images per class");
+        var classDirs = Directory.GetDirectories(directory).Order(StringComparer.Ordinal).ToArray();
+        if (classDirs.Length == 0)
+            throw new InvalidDataException($"image folder {directory} has no class sub-folders (expected DIR/<class>/*.png)");
+        var files = new List<(string Path, int Label)>();
+        for (int c = 0; c < classDirs.Length; c++)
+            foreach (var f in Directory.GetFiles(classDirs[c]).Order(StringComparer.Ordinal))
+                if (Extensions.Contains(Path.GetExtension(f).ToLowerInvariant())) files.Add((f, c));
+        if (files.Count == 0) throw new InvalidDataException($"image folder {directory} holds no PNG or JPEG images in its class sub-folders");
+        return (files, classDirs.Select(d => Path.GetFileName(d)!).ToArray());
+    }
+
+    /// <summary>
+    /// Decodes one image into <paramref name="dest"/> as (C, size, size) bytes: resized to size×size, or with
+    /// <paramref name="centerCrop"/> resized so its shorter side is size and cropped to the centre square
+    /// (bicubic; close to, not bit-equal with, ADM's center crop that DiT and TerDiT train with).
+    /// </summary>
+    public static void ReadImage(string path, int size, int channels, Span<byte> dest, bool centerCrop = false)
     {
         Image<Rgb24> image;
         try { image = Image.Load<Rgb24>(path); }
@@ -57,7 +71,9 @@ public static class ImageFolder
         }
         using (image)
         {
-            if (image.Width != size || image.Height != size)
+            if (centerCrop && (image.Width != size || image.Height != size))
+                image.Mutate(x => x.Resize(new ResizeOptions { Size = new Size(size, size), Sampler = KnownResamplers.Bicubic, Mode = ResizeMode.Crop }));
+            else if (image.Width != size || image.Height != size)
                 image.Mutate(x => x.Resize(size, size, KnownResamplers.Bicubic));
             int plane = size * size;
             for (int r = 0; r < size; r++)

@@ -1,6 +1,8 @@
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;
 using SixLabors.ImageSharp.Processing;
+using TerDiT.Runtime.Format;
+using static TorchSharp.torch;
 
 namespace TerDiT.Data;
 
@@ -8,7 +10,7 @@ namespace TerDiT.Data;
 /// A labelled image set held as raw 8-bit pixels, layout (N, C, H, W) row-major.
 /// The one in-memory form every data source produces; tensors are made from it on demand.
 /// </summary>
-public sealed class LabeledImages
+public sealed class LabeledImages : ITrainingSet
 {
     public LabeledImages(byte[] pixels, int[] labels, int channels, int height, int width, IReadOnlyList<string> classNames)
     {
@@ -30,6 +32,11 @@ public sealed class LabeledImages
     public int Count => Labels.Length;
     public int NumClasses => ClassNames.Count;
     public int ImageBytes => Channels * Height * Width;
+    public TditLatent? Latent => null;
+
+    /// <summary><see cref="ImageBatches.Gather"/>: pixels are not random, so <paramref name="sampleSeed"/> is unused.</summary>
+    public (Tensor X, Tensor Y) Gather(ReadOnlySpan<int> indices, ulong sampleSeed, Device? device, ScalarType dtype) =>
+        ImageBatches.Gather(this, indices, device, dtype);
 
     /// <summary>
     /// Every image centred on a black <paramref name="size"/>×<paramref name="size"/> canvas

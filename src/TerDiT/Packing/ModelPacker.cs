@@ -65,6 +65,7 @@ public static class ModelPacker
             Classes = ClassNames(ckpt.Config, ckpt.Data.Spec),
             Source = $"checkpoint {Path.GetFullPath(checkpointPath)} step {ckpt.Step}",
             Weights = kind == WeightsKind.Ema ? TditWeights.Ema : TditWeights.Raw,
+            Latent = ckpt.Data.Latent,
         };
         return Pack(path, metadata, ckpt.Weights(kind), fullPrecision);
     }
@@ -88,9 +89,9 @@ public static class ModelPacker
     }
 
     /// <summary>
-    /// Class names for a model trained on <paramref name="dataSpec"/>: Fashion-MNIST's names, or an image
+    /// Class names for a model trained on <paramref name="dataSpec"/>: Fashion-MNIST's names, an image
     /// folder's sub-folder names (ordinal order, as <see cref="ImageFolder"/> labels them) when the folder
-    /// still exists; labels without a name (or any unknown data) are named by their index.
+    /// still exists, or a latents file's names; labels without a name (or any unknown data) are named by their index.
     /// </summary>
     public static IReadOnlyList<string> ClassNames(TerDiTConfig config, string? dataSpec)
     {
@@ -99,6 +100,8 @@ public static class ModelPacker
             known = FashionMnist.ClassNames;
         else if (dataSpec is not null && Directory.Exists(dataSpec))
             known = Directory.GetDirectories(dataSpec).Select(Path.GetFileName).Order(StringComparer.Ordinal).ToArray()!;
+        else if (dataSpec is not null && LatentSet.IsLatentFile(dataSpec))
+            known = LatentSet.ClassNamesOf(dataSpec);
         if (known.Count > config.NumClasses) known = [];
         return Enumerable.Range(0, config.NumClasses).Select(i => i < known.Count ? known[i] : i.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray();
     }

@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using TerDiT.Model;
 using TerDiT.Runtime.Config;
+using TerDiT.Runtime.Format;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -17,8 +18,8 @@ public enum WeightsKind
     Raw,
 }
 
-/// <summary>The data a run was trained on, checked on resume.</summary>
-public sealed record DataInfo(string Spec, int Count);
+/// <summary>The data a run was trained on, checked on resume; <paramref name="Latent"/> is the VAE latent space of latent data.</summary>
+public sealed record DataInfo(string Spec, int Count, TditLatent? Latent = null);
 
 /// <summary>
 /// A training snapshot in <see cref="CheckpointFile"/>'s container: model config, train options, step,
@@ -107,7 +108,13 @@ public sealed class Checkpoint : IDisposable
                 ["type"] = "AdamW", ["step"] = OptimizerStep, ["lr"] = Options.LearningRate,
                 ["betas"] = new JsonArray(AdamW.DefaultBeta1, AdamW.DefaultBeta2), ["eps"] = AdamW.DefaultEps, ["weight_decay"] = Options.WeightDecay,
             },
-            ["data"] = new JsonObject { ["spec"] = Data.Spec, ["count"] = Data.Count },
+            ["data"] = new JsonObject
+            {
+                ["spec"] = Data.Spec, ["count"] = Data.Count,
+                ["latent"] = Data.Latent is { } l
+                    ? new JsonObject { ["vae"] = l.Vae, ["vae_sha256"] = l.VaeSha256, ["scaling_factor"] = l.ScalingFactor }
+                    : null,
+            },
         };
         CheckpointFile.Write(path, header,
             Model.Select(kv => ("model." + kv.Key, kv.Value))
@@ -148,7 +155,10 @@ public sealed class Checkpoint : IDisposable
                 if (count <= 0 || cursor < 0 || cursor >= count || epoch < 0)
                     throw Bad($"data position (epoch {epoch}, cursor {cursor}) does not fit {count} images");
                 CheckTensors(config, entries, Bad);
-                parsed = (config, options, step, new DataInfo((string)data["spec"]!, count), (epoch, cursor), optimizerStep);
+                var latent = data["latent"] is JsonObject l
+                    ? new TditLatent { Vae = (string)l["vae"]!, VaeSha256 = (string?)l["vae_sha256"], ScalingFactor = (double)l["scaling_factor"]! }
+                    : null;
+                parsed = (config, options, step, new DataInfo((string)data["spec"]!, count, latent), (epoch, cursor), optimizerStep);
             }
             catch (Exception e) when (e is NullReferenceException or InvalidOperationException or FormatException or JsonException or ArgumentException or OverflowException)
             {

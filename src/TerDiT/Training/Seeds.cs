@@ -10,6 +10,8 @@ public static class Seeds
     public const ulong StepStream = 1;
     /// <summary>Stream of the per-epoch data permutation.</summary>
     public const ulong EpochStream = 2;
+    /// <summary>Stream of the per-step latent draws of a latent training set (mean + std·ε).</summary>
+    public const ulong LatentStream = 3;
 
     /// <summary>SplitMix64's output function applied to a combination of the three inputs.</summary>
     public static ulong Derive(ulong seed, ulong stream, ulong counter)

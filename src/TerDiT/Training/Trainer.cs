@@ -25,7 +25,7 @@ namespace TerDiT.Training;
 /// </summary>
 public sealed class Trainer : IDisposable
 {
-    readonly LabeledImages data;
+    readonly ITrainingSet data;
     readonly DataOrder order;
     readonly GaussianDiffusion diffusion = new(DiffusionSchedule.Linear(), VarianceKind.LearnedRange);
     readonly FlatParameters flat;
@@ -39,7 +39,7 @@ public sealed class Trainer : IDisposable
     readonly ScalarType dtype;
     long lastSavedStep = -1;
 
-    Trainer(TerDiTModel model, TrainOptions options, LabeledImages data, string dataSpec, string runDir, Device? device, ScalarType dtype, long step,
+    Trainer(TerDiTModel model, TrainOptions options, ITrainingSet data, string dataSpec, string runDir, Device? device, ScalarType dtype, long step,
         ICommunicator? communicator)
     {
         if (communicator is not null) DataSharding.PerRank(options.BatchSize, communicator.WorldSize);
@@ -48,7 +48,7 @@ public sealed class Trainer : IDisposable
         this.data = data; this.dtype = dtype;
         this.device = device ?? CPU;
         order = new DataOrder(options.Seed, data.Count, options.BatchSize);
-        dataInfo = new DataInfo(dataSpec, data.Count);
+        dataInfo = new DataInfo(dataSpec, data.Count, data.Latent);
         if (this.device.type != DeviceType.CPU || dtype != ScalarType.Float32) model.to(this.device, dtype);
         model.ComputeDType = options.Precision == TrainPrecision.Bf16 ? ScalarType.BFloat16 : null;
         communicator?.BroadcastFromRankZero(model);
@@ -82,7 +82,7 @@ public sealed class Trainer : IDisposable
     /// Refuses a folder that already holds checkpoints (resume it, or choose another folder).
     /// <paramref name="dataSpec"/> names the data (e.g. "fashion-mnist" or a folder) for the checkpoints.
     /// </summary>
-    public static Trainer Start(TerDiTConfig config, TrainOptions options, LabeledImages data, string dataSpec, string runDir,
+    public static Trainer Start(TerDiTConfig config, TrainOptions options, ITrainingSet data, string dataSpec, string runDir,
         Device? device = null, ScalarType dtype = ScalarType.Float32, ICommunicator? communicator = null)
     {
         options.Validate();
@@ -101,7 +101,7 @@ public sealed class Trainer : IDisposable
     /// The checkpoint's model config wins; <paramref name="config"/>, when given, must equal it; the optimisation
     /// options (batch, lr, weight decay, clip, EMA decay, seed) and the data size must equal the checkpoint's.
     /// </summary>
-    public static Trainer Resume(string runDir, TrainOptions options, LabeledImages data, string dataSpec, TerDiTConfig? config = null,
+    public static Trainer Resume(string runDir, TrainOptions options, ITrainingSet data, string dataSpec, TerDiTConfig? config = null,
         Device? device = null, ScalarType dtype = ScalarType.Float32, ICommunicator? communicator = null)
     {
         options.Validate();
@@ -111,6 +111,8 @@ public sealed class Trainer : IDisposable
         if (ckpt.Options.OptimisationDifference(options) is { } diff) throw new ArgumentException($"cannot resume {path} with {diff}");
         if (ckpt.Data.Count != data.Count)
             throw new ArgumentException($"cannot resume {path}: it was trained on {ckpt.Data.Count} images of '{ckpt.Data.Spec}', the data now has {data.Count}");
+        if (ckpt.Data.Latent != data.Latent)
+            throw new ArgumentException($"cannot resume {path}: it was trained on {(ckpt.Data.Latent is { } l ? $"latents of VAE '{l.Vae}'" : "pixels")}, the data now is {(data.Latent is { } d ? $"latents of VAE '{d.Vae}'" : "pixels")}");
         CheckData(ckpt.Config, data);
         CheckMemory(ckpt.Config, options, device, communicator);
 
@@ -137,12 +139,12 @@ public sealed class Trainer : IDisposable
             $"training {config.Name} ({config.Tokens} tokens) with --batch {options.BatchSize}");
     }
 
-    static void CheckData(TerDiTConfig config, LabeledImages data)
+    static void CheckData(TerDiTConfig config, ITrainingSet data)
     {
         if (data.Channels != config.InChannels || data.Height != config.InputSize || data.Width != config.InputSize)
-            throw new ArgumentException($"images are {data.Channels}×{data.Height}×{data.Width}, the model takes {config.InChannels}×{config.InputSize}×{config.InputSize}");
-        if (data.NumClasses > config.NumClasses)
-            throw new ArgumentException($"the data has {data.NumClasses} classes, the model only {config.NumClasses}");
+            throw new ArgumentException($"{(data.Latent is null ? "images" : "latents")} are {data.Channels}×{data.Height}×{data.Width}, the model takes {config.InChannels}×{config.InputSize}×{config.InputSize}");
+        if (data.ClassNames.Count > config.NumClasses)
+            throw new ArgumentException($"the data has {data.ClassNames.Count} classes, the model only {config.NumClasses}");
     }
 
     /// <summary>One optimizer step on the next batch; returns its metrics (not yet logged).</summary>
@@ -153,7 +155,7 @@ public sealed class Trainer : IDisposable
         var (epoch, _) = order.Position(Step);
         using var scope = NewDisposeScope();
         using var generator = new Generator(Seeds.Derive(Options.Seed, Seeds.StepStream, (ulong)Step), CPU);
-        var (x, y) = data.Gather(order.Batch(Step), device, dtype);                              // (B, C, H, W), (B)
+        var (x, y) = data.Gather(order.Batch(Step), Seeds.Derive(Options.Seed, Seeds.LatentStream, (ulong)Step), device, dtype); // (B, C, H, W), (B)
         var t = diffusion.SampleTimesteps(Options.BatchSize, generator, device);                   // (B)
         var yDropped = LabelEmbedder.LabelDropout(y, config.ClassDropout, config.NullClass, generator); // (B)
         var noise = randn(x.shape, ScalarType.Float32, generator: generator).to(dtype, device);    // (B, C, H, W)
