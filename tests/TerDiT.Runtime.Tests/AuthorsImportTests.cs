@@ -2,6 +2,7 @@ using TerDiT.Runtime.Config;
 using TerDiT.Runtime.Format;
 using TerDiT.Runtime.Import;
 using TerDiT.Runtime.Model;
+using TerDiT.Runtime.Sampling;
 using Xunit;
 
 namespace TerDiT.Runtime.Tests;
@@ -79,6 +80,21 @@ public sealed class AuthorsImportTests : IDisposable
         // it once (mean |W| in double). A trit can only differ where W/(gamma + 1e-6) sits within float
         // rounding of ±0.5, which random weights avoid; so the same 1e-5 as the packed checkpoint.
         Assert.InRange(RelativeError(output, Expected("float_out")), 0, 1e-5);
+    }
+
+    [Fact]
+    public void FirstThreeChannelGuidanceReproducesTheirForwardWithCfg()
+    {
+        // Their forward_with_cfg (scale 4) on [x, x] with labels [class 89, null]: channels 0–2 guided,
+        // channel 3 and the variance channels from the conditional half.
+        var model = Import("ternary", ema: true);
+        var both = Forward(model, "cfg_x", "cfg_t", "cfg_labels");   // (2, 8, 8, 8): conditional, unconditional
+        int per = both.Length / 2, plane = 8 * 8, eps = 4 * plane;
+        var guided = new float[per];
+        Guidance.Combine(both.AsSpan(0, eps), both.AsSpan(per, eps), 4f, plane, 3, guided.AsSpan(0, eps));
+        both.AsSpan(eps, per - eps).CopyTo(guided.AsSpan(eps));
+        // Same forward tolerance as above; guiding all 4 channels instead would change channel 3 by O(1).
+        Assert.InRange(RelativeError(guided, Expected("cfg_out")[..per]), 0, 1e-5);
     }
 
     [Fact]
