@@ -14,6 +14,8 @@ static class BenchCommand
         command.Add(RuntimeBench.CreateMemoryChild());
         command.Add(RuntimeBench.CreateStepsChild());
         command.Add(ServeBench.Create());
+        command.Add(VaeBench.CreateDecode());
+        command.Add(VaeBench.CreateEndToEnd());
         return command;
     }
 }

@@ -8,10 +8,10 @@ namespace TerDiT.Runtime.Ops;
 /// optionally reading its input nearest-neighbour upsampled by 2 (diffusers' <c>Upsample2D</c>:
 /// interpolate, then convolve) without materialising the upsampled image. x is (H, W, Cin), y is
 /// (H', W', Cout) with H' = 2H when upsampling. The weight arrives as PyTorch stores it, (Cout, Cin, k, k);
-/// it is reordered once to (Cout, ky, kx, Cin) and packed for <see cref="FloatGemm"/>, so each output row
-/// band is one GEMM: im2col rows (pixels × 9·Cin, each pixel's 3×3 neighbourhood, channels contiguous)
-/// times the packed weight. Bands run in parallel, each worker with its own im2col buffer; every output
-/// is a sum over (ky, kx, cin) in that order, so the result does not depend on the thread count.
+/// it is reordered once to (Cout, ky, kx, Cin) and packed for <see cref="FloatGemm"/>, so each band of
+/// output rows is one GEMM: im2col rows (pixels × 9·Cin, each pixel's 3×3 neighbourhood, channels
+/// contiguous) times the packed weight. Bands run in parallel, each with its own im2col buffer; every
+/// output is a sum over (ky, kx, cin) in that order, so the result does not depend on the thread count.
 /// </summary>
 public sealed class Conv2d
 {
@@ -64,32 +64,33 @@ public sealed class Conv2d
             }
     }
 
-    /// <summary>One GEMM per output row: im2col of that row's pixels, then (W', K) · (K, Cout).</summary>
+    /// <summary>Output pixels per GEMM at least: enough rows that streaming the packed weight is amortised (narrow low-resolution images get several rows).</summary>
+    const int BandPixels = 192;
+
+    /// <summary>One GEMM per band of output rows: im2col of the band's pixels, then (pixels, K) · (K, Cout).</summary>
     unsafe void Bands(ReadOnlySpan<float> x, int height, int width, Span<float> y, int scale)
     {
         int outH = height * scale, outW = width * scale, k = InChannels * Kernel * Kernel;
-        int workers = Math.Min(_parallel.MaxDegreeOfParallelism > 0 ? _parallel.MaxDegreeOfParallelism : Environment.ProcessorCount, outH);
+        int rowsPerBand = Math.Min(outH, (BandPixels + outW - 1) / outW), bands = (outH + rowsPerBand - 1) / rowsPerBand;
         fixed (float* px = x, py = y)
         {
             nint ix = (nint)px, iy = (nint)py;
             int xLength = x.Length, yLength = y.Length;
-            void Work(int w)
+            void Band(int band)
             {
-                var columns = ArrayPool<float>.Shared.Rent(outW * k);
+                int r0 = band * rowsPerBand, rows = Math.Min(rowsPerBand, outH - r0), pixels = rows * outW;
+                var columns = ArrayPool<float>.Shared.Rent(pixels * k);
                 try
                 {
                     var input = new ReadOnlySpan<float>((float*)ix, xLength);
                     var output = new Span<float>((float*)iy, yLength);
-                    for (int r = w * outH / workers; r < (w + 1) * outH / workers; r++)
-                    {
-                        Im2Col(input, height, width, scale, r, columns);
-                        FloatGemm.Multiply(columns, k, outW, k, _packed, OutChannels, output.Slice(r * outW * OutChannels), OutChannels);
-                    }
+                    for (int r = 0; r < rows; r++) Im2Col(input, height, width, scale, r0 + r, columns.AsSpan(r * outW * k, outW * k));
+                    FloatGemm.Multiply(columns, k, pixels, k, _packed, OutChannels, output.Slice(r0 * outW * OutChannels), OutChannels);
                 }
                 finally { ArrayPool<float>.Shared.Return(columns); }
             }
-            if (workers == 1) Work(0);
-            else Parallel.For(0, workers, new ParallelOptions { MaxDegreeOfParallelism = workers }, Work);
+            if (bands == 1 || _parallel.MaxDegreeOfParallelism == 1) for (int b = 0; b < bands; b++) Band(b);
+            else Parallel.For(0, bands, _parallel, Band);
         }
     }
 

@@ -84,29 +84,29 @@ public sealed unsafe class GroupNorm
             nint ix = (nint)px;
             Rows(pixels, (w, p0, p1) =>
             {
-            var local = ArrayPool<float>.Shared.Rent(2 * c);
-            var total = totals[w] = new double[c];
-            try
-            {
-                Span<float> acc = local.AsSpan(0, c), t = local.AsSpan(c, c);
-                acc.Clear();
-                for (int p = p0; p < p1; p++)
+                var total = totals[w] = new double[c];
+                var scratch = ArrayPool<float>.Shared.Rent(2 * c);
+                try
                 {
-                    var row = new ReadOnlySpan<float>((float*)ix + (nint)p * c, c);
-                    if (center is null) TensorPrimitives.Add(acc, row, acc);
-                    else
+                    Span<float> acc = scratch.AsSpan(0, c), t = scratch.AsSpan(c, c);
+                    acc.Clear();
+                    for (int p = p0; p < p1; p++)
                     {
-                        TensorPrimitives.Subtract(row, center, t);
-                        TensorPrimitives.FusedMultiplyAdd(t, t, acc, acc);
-                    }
-                    if ((p - p0) % 256 == 255 || p == p1 - 1) // flush float partial sums every 256 pixels
-                    {
-                        for (int j = 0; j < c; j++) total[j] += acc[j];
-                        acc.Clear();
+                        var row = new ReadOnlySpan<float>((float*)ix + (nint)p * c, c);
+                        if (center is null) TensorPrimitives.Add(acc, row, acc);
+                        else
+                        {
+                            TensorPrimitives.Subtract(row, center, t);
+                            TensorPrimitives.FusedMultiplyAdd(t, t, acc, acc);
+                        }
+                        if ((p - p0) % 256 == 255 || p == p1 - 1) // float partial sums of at most 256 pixels, then double
+                        {
+                            for (int j = 0; j < c; j++) total[j] += acc[j];
+                            acc.Clear();
+                        }
                     }
                 }
-            }
-            finally { ArrayPool<float>.Shared.Return(local); }
+                finally { ArrayPool<float>.Shared.Return(scratch); }
             });
         }
         Array.Clear(sums);

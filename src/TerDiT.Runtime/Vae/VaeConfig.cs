@@ -24,6 +24,9 @@ public sealed record VaeConfig
     public bool UsePostQuantConv { get; init; } = true;
     public bool MidBlockAttention { get; init; } = true;
 
+    /// <summary>The architecture of Stable Diffusion's VAE (<c>stabilityai/sd-vae-ft-ema</c>, <c>-mse</c>).</summary>
+    public static VaeConfig StableDiffusion => new() { BlockOutChannels = [128, 256, 512, 512], LayersPerBlock = 2 };
+
     /// <summary>Image side / latent side: 2^(levels − 1).</summary>
     public int DownsampleFactor => 1 << (BlockOutChannels.Count - 1);
 
@@ -78,6 +81,40 @@ public sealed record VaeConfig
             try { return config.Validate(); }
             catch (ArgumentException e) { throw Bad(e.Message); }
         }
+    }
+
+    /// <summary>The config as diffusers writes <c>config.json</c> (the keys <see cref="Parse"/> reads).</summary>
+    public string ToJson()
+    {
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+        using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true }))
+        {
+            void Strings(string key, string value)
+            {
+                w.WriteStartArray(key);
+                for (int i = 0; i < BlockOutChannels.Count; i++) w.WriteStringValue(value);
+                w.WriteEndArray();
+            }
+            w.WriteStartObject();
+            w.WriteString("_class_name", "AutoencoderKL");
+            w.WriteNumber("in_channels", InChannels);
+            w.WriteNumber("out_channels", OutChannels);
+            Strings("down_block_types", "DownEncoderBlock2D");
+            Strings("up_block_types", "UpDecoderBlock2D");
+            w.WriteStartArray("block_out_channels");
+            foreach (int c in BlockOutChannels) w.WriteNumberValue(c);
+            w.WriteEndArray();
+            w.WriteNumber("layers_per_block", LayersPerBlock);
+            w.WriteString("act_fn", "silu");
+            w.WriteNumber("latent_channels", LatentChannels);
+            w.WriteNumber("norm_num_groups", NormGroups);
+            w.WriteNumber("scaling_factor", ScalingFactor);
+            w.WriteBoolean("use_quant_conv", UseQuantConv);
+            w.WriteBoolean("use_post_quant_conv", UsePostQuantConv);
+            w.WriteBoolean("mid_block_add_attention", MidBlockAttention);
+            w.WriteEndObject();
+        }
+        return System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan);
     }
 
     /// <summary>Reads <c>DIR/config.json</c>.</summary>

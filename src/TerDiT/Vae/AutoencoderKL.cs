@@ -1,3 +1,4 @@
+using TerDiT.Runtime.Import;
 using TerDiT.Runtime.Vae;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -32,6 +33,13 @@ public sealed class AutoencoderKL : Module<Tensor, Tensor>
         if (config.UseQuantConv) quant_conv = Conv2d(2 * config.LatentChannels, 2 * config.LatentChannels, 1);
         if (config.UsePostQuantConv) post_quant_conv = Conv2d(config.LatentChannels, config.LatentChannels, 1);
         RegisterComponents();
+        // PyTorch's GroupNorm starts at γ = 1, β = 0; TorchSharp's leaves them uninitialised.
+        using var _ = no_grad();
+        foreach (var norm in modules().OfType<GroupNorm>())
+        {
+            norm.weight!.fill_(1);
+            norm.bias!.zero_();
+        }
     }
 
     /// <summary>
@@ -49,6 +57,25 @@ public sealed class AutoencoderKL : Module<Tensor, Tensor>
             }
         vae.eval();
         return device is null ? vae : vae.to(device);
+    }
+
+    /// <summary>
+    /// Writes the autoencoder as a diffusers folder (<c>config.json</c> and <c>diffusion_pytorch_model.safetensors</c>,
+    /// F32), which <see cref="VaeWeights.Open"/>, <see cref="Load"/> and diffusers read. The parameters must be
+    /// float32 on the CPU.
+    /// </summary>
+    public void Save(string directory)
+    {
+        Directory.CreateDirectory(directory);
+        var tensors = named_parameters().Select(p =>
+        {
+            if (p.parameter.dtype != ScalarType.Float32 || p.parameter.device_type != DeviceType.CPU)
+                throw new InvalidOperationException($"parameter '{p.name}' is {p.parameter.dtype} on {p.parameter.device_type}; save a float32 CPU model");
+            var values = p.parameter.data<float>().ToArray();
+            return (p.name, "F32", p.parameter.shape, (ReadOnlyMemory<byte>)System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.AsSpan()).ToArray());
+        }).ToList();
+        SafetensorsFile.Write(Path.Combine(directory, VaeWeights.WeightsFileName), new Dictionary<string, string> { ["format"] = "pt" }, tensors);
+        File.WriteAllText(Path.Combine(directory, "config.json"), Config.ToJson());
     }
 
     /// <summary>The posterior of images x (N, C, H, W) in [−1, 1]: mean and standard deviation, each (N, latent, H/f, W/f).</summary>
