@@ -39,7 +39,7 @@ public sealed class AuthorsImport600MTests(ITestOutputHelper output) : IDisposab
         output.WriteLine($"import: {clock.Elapsed.TotalSeconds:F1} s, {sizes.FileBytes} bytes");
 
         using var expected = SafetensorsFile.Open(Path.Combine(dir, "expected.safetensors"));
-        using var file = TditFile.Open(model, new TditReadOptions { PackedShape = TditWeightSource.PackedShape });
+        using var file = TditFile.Open(model);
         Assert.Equal(Presets.Get("TerDiT-600M") with { QkNorm = true }, file.Config);
         Assert.Equal(ParameterSchema.TernaryParameterCount(file.Config) / 4, sizes.PackedTernaryBytes);
         var runtime = new RuntimeModel(new TditWeightSource(file), new RuntimeOptions());

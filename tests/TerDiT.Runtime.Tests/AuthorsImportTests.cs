@@ -31,7 +31,7 @@ public sealed class AuthorsImportTests : IDisposable
     static float[] Forward(string model, string inputs, string timesteps, string labels)
     {
         using var expected = SafetensorsFile.Open(Path.Combine(FixtureDir, "expected.safetensors"));
-        using var file = TditFile.Open(model, new TditReadOptions { PackedShape = TditWeightSource.PackedShape });
+        using var file = TditFile.Open(model);
         var runtime = new RuntimeModel(new TditWeightSource(file), new RuntimeOptions { Threads = 2 });
         var x = expected.ReadFloats(inputs);
         var t = expected.ReadIntegers(timesteps).Select(v => (int)v).ToArray();
@@ -101,7 +101,7 @@ public sealed class AuthorsImportTests : IDisposable
     public void ImportRecordsConfigClassesAndLatentSpace()
     {
         var model = Import("ternary", ema: true);
-        using var file = TditFile.Open(model, new TditReadOptions { PackedShape = TditWeightSource.PackedShape });
+        using var file = TditFile.Open(model);
         var c = file.Config;
         Assert.Equal((4, 8, 2, 64, 2, 4, 1000), (c.InChannels, c.InputSize, c.PatchSize, c.HiddenSize, c.Depth, c.NumHeads, c.NumClasses));
         Assert.True(c.Ternary && c.AdaLnNorm && c.QkNorm && c.LearnSigma);
@@ -148,11 +148,12 @@ public sealed class AuthorsImportTests : IDisposable
     public void NameMap(string theirs, string ours) => Assert.Equal(ours, AuthorsCheckpoint.OurName(theirs));
 
     [Fact]
-    public void UnpackAuthorsTernaryReadsRowQuartersFromHighToLowBits()
+    public void RowQuarterLayoutReadsRowQuartersFromHighToLowBits()
     {
-        // out = 8 (h = 2), in = 1: byte r holds rows r, 2 + r, 4 + r, 6 + r in bits 7-6, 5-4, 3-2, 1-0.
+        // out = 8 (h = 2), in = 1: byte r holds rows r, 2 + r, 4 + r, 6 + r in bits 7-6, 5-4, 3-2, 1-0
+        // (hqq's unpack_2bit_u8, which the authors' layers call).
         byte[] packed = [0b00_01_10_00, 0b10_10_01_00];
-        Assert.Equal(new sbyte[] { -1, 1, 0, 1, 1, 0, -1, -1 }, AuthorsCheckpoint.UnpackAuthorsTernary(packed, 8, 1, "w", "test"));
-        Assert.Contains("invalid code 3", Assert.Throws<ImportFormatException>(() => AuthorsCheckpoint.UnpackAuthorsTernary([0b11_00_00_00], 4, 1, "w", "test")).Message);
+        Assert.Equal(new sbyte[] { -1, 1, 0, 1, 1, 0, -1, -1 }, TernaryLayouts.RowQuarter2Bit.Unpack(packed, 8, 1));
+        Assert.Contains("invalid trit code 3", TernaryLayouts.RowQuarter2Bit.Validate([0b11_00_00_00], 4, 1));
     }
 }

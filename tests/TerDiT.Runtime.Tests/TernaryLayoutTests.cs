@@ -18,14 +18,13 @@ public class TernaryLayoutTests
     public void PackedShapeMatchesPackAndUnpackInvertsPack(string name)
     {
         var layout = TernaryLayouts.Find(name)!;
-        foreach (int rows in new[] { 1, 3 })
+        foreach (int rows in new[] { 1, 3, 4, 8 })
             foreach (int cols in Widths)
             {
                 var trits = TernaryPackingTests.RandomTrits(new Random(rows * 1000 + cols), rows * cols);
                 var packed = layout.Pack(trits, rows, cols);
                 long[] shape = layout.PackedShape(rows, cols);
                 Assert.Equal(2, shape.Length);
-                Assert.Equal(rows, shape[0]);
                 Assert.Equal(shape[0] * shape[1], packed.Length);
                 Assert.Null(layout.Validate(packed, rows, cols));
                 Assert.Equal(trits, layout.Unpack(packed, rows, cols));

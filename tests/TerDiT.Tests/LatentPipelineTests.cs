@@ -109,7 +109,7 @@ public sealed class LatentPipelineTests : IDisposable
 
         var model = Path.Combine(dir, "latent.tdit");
         Assert.Equal(0, Run("pack", "--checkpoint", run, "--out", model).Code);
-        using (var f = TditFile.Open(model, new TditReadOptions { PackedShape = TditWeightSource.PackedShape }))
+        using (var f = TditFile.Open(model))
         {
             Assert.Equal(set.Latent, f.Info.Latent);
             Assert.Equal(["class0", "class1"], f.Info.Classes.Take(2));

@@ -159,7 +159,7 @@ static class VaeBench
             {
                 using var vae = VaeWeights.Open(vaeDir);
                 var options = new RuntimeOptions { Mode = mode, Threads = threads };
-                using var file = TditFile.Open(model, new TditReadOptions { PackedShape = TditWeightSource.PackedShape });
+                using var file = TditFile.Open(model);
                 using var pipe = new TerDiTPipeline(new TditWeightSource(file), options, decoder: new VaeDecoder(vae, options));
                 pipe.Sample([207], 1, 1, SamplerKind.Ddim, 1.5, 0); // warm-up: one step and one decode
                 foreach (int steps in stepCounts)

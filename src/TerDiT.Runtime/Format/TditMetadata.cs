@@ -238,7 +238,7 @@ public sealed record TditMetadata
                     VaeSha256 = sha.ValueKind == JsonValueKind.Null ? null : sha.GetString(),
                     ScalingFactor = r.GetProperty("scaling_factor").GetDouble(),
                 };
-                if (r.GetProperty("shape").GetRawText().Replace(" ", "") != InputShape(config))
+                if (!r.GetProperty("shape").EnumerateArray().Select(e => e.GetInt64()).SequenceEqual([config.InChannels, config.InputSize, config.InputSize]))
                     throw Bad($"metadata 'latent' shape {r.GetProperty("shape").GetRawText()} does not match the config's {InputShape(config)}");
             }
             catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)

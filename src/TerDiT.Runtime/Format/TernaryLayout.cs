@@ -37,8 +37,12 @@ public static class TernaryLayouts
     public static readonly TernaryLayout Terdit2Bit128 = new(TernaryPacking.LayoutName, TernaryPacking.PackedShape,
         TernaryPacking.Pack, TernaryPacking.Unpack, TernaryPacking.Validate);
 
+    /// <summary><c>rowquarter-2bit</c>: the TerDiT authors' packing, four row quarters a byte (<see cref="RowQuarterPacking"/>).</summary>
+    public static readonly TernaryLayout RowQuarter2Bit = new(RowQuarterPacking.LayoutName, RowQuarterPacking.PackedShape,
+        RowQuarterPacking.Pack, RowQuarterPacking.Unpack, RowQuarterPacking.Validate);
+
     /// <summary>Every row, by name.</summary>
-    public static IReadOnlyList<TernaryLayout> All { get; } = [Terdit2Bit128];
+    public static IReadOnlyList<TernaryLayout> All { get; } = [Terdit2Bit128, RowQuarter2Bit];
 
     /// <summary>The row named <paramref name="name"/>, or null when this code does not know it.</summary>
     public static TernaryLayout? Find(string name) => All.FirstOrDefault(l => l.Name == name);

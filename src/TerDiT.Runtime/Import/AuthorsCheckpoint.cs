@@ -28,9 +28,8 @@ public sealed record AuthorsImportOptions
 /// <c>consolidated[_ema][_ternary].00-of-01.pth</c> the weights. The import is a name map, a repack
 /// of ternary weights into the kernels' layout and a permutation of the label table; the runtime's
 /// forward of the result equals the authors' forward (to float rounding; tested on checkpoints made by
-/// their code). Two weight forms are accepted: packed ternary (<c>_ternary</c>: uint8 (out/4, in), four
-/// 2-bit codes t + 1 a byte, rows [0, h) in bits 7–6, [h, 2h) in 5–4, [2h, 3h) in 3–2, [3h, 4h) in 1–0,
-/// h = out/4, and a float <c>alphas</c> (1)), and the float latent weights of their training code,
+/// their code). Two weight forms are accepted: packed ternary (<c>_ternary</c>: uint8 (out/4, in) in the
+/// layout <see cref="RowQuarterPacking"/>, and a float <c>alphas</c> (1)), and the float latent weights of their training code,
 /// ternarized exactly as their training forward does (gamma = mean|W|, round(W / (gamma + 1e-6))
 /// clamped to [−1, 1]); a checkpoint without <c>alphas</c> imports as a full-precision model.
 /// </summary>
@@ -160,13 +159,12 @@ public static partial class AuthorsCheckpoint
             TernaryLayout = config.Ternary ? TernaryPacking.LayoutName : null,
             Latent = options.Latent ?? new TditLatent { Vae = $"stabilityai/sd-vae-ft-{args.Vae ?? "ema"}", ScalingFactor = StableDiffusionScale },
         };
-        var shape = TditWeightSource.PackedShape;
         var specs = ParameterSchema.Enumerate(config).ToList();
         var expected = specs.Select(s => s.Name).ToHashSet(StringComparer.Ordinal);
         var extra = ours.Keys.Where(n => !expected.Contains(n)).Order(StringComparer.Ordinal).ToList();
         if (extra.Count > 0) throw new ImportFormatException($"{where}: {extra.Count} tensor(s) that the architecture does not have: {string.Join(", ", extra.Take(5))}");
 
-        using var writer = new TditWriter(outPath, metadata, TditSchema.Declarations(config, metadata.TernaryLayout, options.FullPrecision, shape), shape);
+        using var writer = new TditWriter(outPath, metadata, TditSchema.Declarations(config, metadata.TernaryLayout, options.FullPrecision));
         int done = 0;
         foreach (var spec in specs)
         {
@@ -176,7 +174,7 @@ public static partial class AuthorsCheckpoint
                 case ParameterKind.TernaryWeight:
                     int rows = (int)spec.Shape[0], cols = (int)spec.Shape[1];
                     var trits = t.DType == TorchDType.UInt8
-                        ? UnpackAuthorsTernary(pth.ReadBytes(spec.Name, CheckShape(t, [rows / 4, cols], spec.Name, where)), rows, cols, spec.Name, where)
+                        ? Unpack(pth.ReadBytes(spec.Name, CheckShape(t, RowQuarterPacking.PackedShape(rows, cols), spec.Name, where)), rows, cols, spec.Name, where)
                         : Ternarize(Finite(pth.ReadFloats(spec.Name, CheckShape(t, spec.Shape, spec.Name, where)), spec.Name, where));
                     writer.Write(spec.Name, TernaryPacking.Pack(trits, rows, cols).AsSpan());
                     break;
@@ -195,29 +193,12 @@ public static partial class AuthorsCheckpoint
         return TditSizes.Of(config, writer.Layout.DataStart, writer.Layout.Tensors);
     }
 
-    /// <summary>
-    /// Trits (row-major, out × in) of one of their packed ternary weights: uint8 (out/4, in) where
-    /// byte (r, c) holds codes t + 1 of rows r, h + r, 2h + r, 3h + r (h = out/4) in bits 7–6, 5–4, 3–2, 1–0.
-    /// </summary>
-    /// <exception cref="ImportFormatException">A field holds the invalid code 3, or out is not a multiple of 4.</exception>
-    public static sbyte[] UnpackAuthorsTernary(ReadOnlySpan<byte> packed, int rows, int cols, string name, string where)
+    /// <summary>Trits of one of their packed weights (<see cref="RowQuarterPacking"/>), or an error naming the tensor.</summary>
+    static sbyte[] Unpack(byte[] packed, int rows, int cols, string name, string where)
     {
         if (rows % 4 != 0) throw new ImportFormatException($"{where}: ternary weight '{name}' has {rows} rows, not a multiple of 4");
-        int h = rows / 4;
-        if (packed.Length != (long)h * cols) throw new ImportFormatException($"{where}: ternary weight '{name}' has {packed.Length} bytes, expected {h}×{cols}");
-        var trits = new sbyte[(long)rows * cols];
-        for (int r = 0; r < h; r++)
-            for (int c = 0; c < cols; c++)
-            {
-                int b = packed[r * cols + c];
-                for (int k = 0; k < 4; k++)
-                {
-                    int code = b >> (6 - 2 * k) & 3;
-                    if (code == 3) throw new ImportFormatException($"{where}: ternary weight '{name}' holds the invalid code 3 at packed byte ({r}, {c})");
-                    trits[(long)(k * h + r) * cols + c] = (sbyte)(code - 1);
-                }
-            }
-        return trits;
+        try { return TernaryLayouts.RowQuarter2Bit.Unpack(packed, rows, cols); }
+        catch (ArgumentException e) { throw new ImportFormatException($"{where}: ternary weight '{name}': {e.Message}"); }
     }
 
     /// <summary>
