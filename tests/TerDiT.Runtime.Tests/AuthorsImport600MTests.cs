@@ -3,6 +3,7 @@ using TerDiT.Runtime.Config;
 using TerDiT.Runtime.Format;
 using TerDiT.Runtime.Import;
 using TerDiT.Runtime.Model;
+using TerDiT.Testing;
 using Xunit;
 using Xunit.Abstractions;
 
@@ -17,9 +18,9 @@ namespace TerDiT.Runtime.Tests;
 public sealed class AuthorsImport600MTests(ITestOutputHelper output) : IDisposable
 {
     const string Variable = "TERDIT_AUTHORS_600M";
-    readonly DirectoryInfo _temp = Directory.CreateTempSubdirectory("terdit-import-600m-");
+    readonly TempDirectory _temp = new("terdit-import-600m");
 
-    public void Dispose() => _temp.Delete(recursive: true);
+    public void Dispose() => _temp.Dispose();
 
     sealed class NeedsCheckpointFact : FactAttribute
     {
@@ -33,7 +34,7 @@ public sealed class AuthorsImport600MTests(ITestOutputHelper output) : IDisposab
     [NeedsCheckpointFact]
     public void SixHundredMillionParameterCheckpointImportsAndMatchesTheirForward()
     {
-        string dir = Environment.GetEnvironmentVariable(Variable)!, model = Path.Combine(_temp.FullName, "600m.tdit");
+        string dir = Environment.GetEnvironmentVariable(Variable)!, model = Path.Combine(_temp.Path, "600m.tdit");
         var clock = Stopwatch.StartNew();
         var sizes = AuthorsCheckpoint.Import(dir, model, new AuthorsImportOptions());
         output.WriteLine($"import: {clock.Elapsed.TotalSeconds:F1} s, {sizes.FileBytes} bytes");

@@ -3,6 +3,7 @@ using TerDiT.Runtime.Format;
 using TerDiT.Runtime.Import;
 using TerDiT.Runtime.Model;
 using TerDiT.Runtime.Sampling;
+using TerDiT.Testing;
 using Xunit;
 
 namespace TerDiT.Runtime.Tests;
@@ -15,14 +16,14 @@ namespace TerDiT.Runtime.Tests;
 /// </summary>
 public sealed class AuthorsImportTests : IDisposable
 {
-    static readonly string FixtureDir = Path.Combine(RuntimeFixtures.RepoRoot, "tests", "fixtures", "authors-terdit");
-    readonly DirectoryInfo _temp = Directory.CreateTempSubdirectory("terdit-import-");
+    static readonly string FixtureDir = Repository.Fixture("authors-terdit");
+    readonly TempDirectory _temp = new("terdit-import");
 
-    public void Dispose() => _temp.Delete(recursive: true);
+    public void Dispose() => _temp.Dispose();
 
     string Import(string variant, bool ema)
     {
-        var path = Path.Combine(_temp.FullName, variant + ".tdit");
+        var path = Path.Combine(_temp.Path, variant + ".tdit");
         AuthorsCheckpoint.Import(Path.Combine(FixtureDir, variant), path, new AuthorsImportOptions { Ema = ema, Heads = 4 });
         return path;
     }
@@ -47,18 +48,6 @@ public sealed class AuthorsImportTests : IDisposable
         return expected.ReadFloats(name);
     }
 
-    /// <summary>max |a − b| / max |b|.</summary>
-    static double RelativeError(float[] actual, float[] expected)
-    {
-        Assert.Equal(expected.Length, actual.Length);
-        double err = 0, scale = 0;
-        for (int i = 0; i < actual.Length; i++)
-        {
-            err = Math.Max(err, Math.Abs(actual[i] - expected[i]));
-            scale = Math.Max(scale, Math.Abs(expected[i]));
-        }
-        return err / scale;
-    }
 
     [Fact]
     public void PackedTernaryCheckpointMatchesTheAuthorsForward()
@@ -68,7 +57,7 @@ public sealed class AuthorsImportTests : IDisposable
         // Same float32 arithmetic up to summation order over at most 256 terms per dot product, through
         // two blocks: observed ~1e-7. A mis-ordered label row, a swapped bit field or a wrong name map
         // changes the output at the 1e-1 level.
-        Assert.InRange(RelativeError(output, Expected("ternary_out")), 0, 1e-5);
+        Assert.InRange(Errors.MaxRelative(output, Expected("ternary_out")), 0, 1e-5);
     }
 
     [Fact]
@@ -79,7 +68,7 @@ public sealed class AuthorsImportTests : IDisposable
         // Their training forward ternarizes the latent weights in float32 at every call; the import does
         // it once (mean |W| in double). A trit can only differ where W/(gamma + 1e-6) sits within float
         // rounding of ±0.5, which random weights avoid; so the same 1e-5 as the packed checkpoint.
-        Assert.InRange(RelativeError(output, Expected("float_out")), 0, 1e-5);
+        Assert.InRange(Errors.MaxRelative(output, Expected("float_out")), 0, 1e-5);
     }
 
     [Fact]
@@ -94,7 +83,7 @@ public sealed class AuthorsImportTests : IDisposable
         Guidance.Combine(both.AsSpan(0, eps), both.AsSpan(per, eps), 4f, plane, 3, guided.AsSpan(0, eps));
         both.AsSpan(eps, per - eps).CopyTo(guided.AsSpan(eps));
         // Same forward tolerance as above; guiding all 4 channels instead would change channel 3 by O(1).
-        Assert.InRange(RelativeError(guided, Expected("cfg_out")[..per]), 0, 1e-5);
+        Assert.InRange(Errors.MaxRelative(guided, Expected("cfg_out")[..per]), 0, 1e-5);
     }
 
     [Fact]
@@ -115,10 +104,10 @@ public sealed class AuthorsImportTests : IDisposable
     public void UnknownModelNameNeedsHeads()
     {
         var e = Assert.Throws<ImportFormatException>(() =>
-            AuthorsCheckpoint.Import(Path.Combine(FixtureDir, "ternary"), Path.Combine(_temp.FullName, "m.tdit")));
+            AuthorsCheckpoint.Import(Path.Combine(FixtureDir, "ternary"), Path.Combine(_temp.Path, "m.tdit")));
         Assert.Contains("DiT_Llama_test_patch2", e.Message);
         Assert.Contains("heads", e.Message);
-        Assert.False(File.Exists(Path.Combine(_temp.FullName, "m.tdit")));
+        Assert.False(File.Exists(Path.Combine(_temp.Path, "m.tdit")));
     }
 
     [Fact]

@@ -2,6 +2,7 @@ using TerDiT.Runtime.Import;
 using TerDiT.Runtime.Model;
 using TerDiT.Runtime.Ops;
 using TerDiT.Runtime.Vae;
+using TerDiT.Testing;
 using Xunit;
 
 namespace TerDiT.Runtime.Tests;
@@ -13,21 +14,9 @@ namespace TerDiT.Runtime.Tests;
 /// </summary>
 public sealed class VaeTests
 {
-    static readonly string FixtureDir = Path.Combine(RuntimeFixtures.RepoRoot, "tests", "fixtures", "vae");
+    static readonly string FixtureDir = Repository.Fixture("vae");
     static readonly ParallelOptions Parallel2 = new() { MaxDegreeOfParallelism = 2 };
 
-    /// <summary>max |a − b| / max |b|.</summary>
-    static double RelativeError(ReadOnlySpan<float> actual, ReadOnlySpan<float> expected)
-    {
-        Assert.Equal(expected.Length, actual.Length);
-        double err = 0, scale = 0;
-        for (int i = 0; i < actual.Length; i++)
-        {
-            err = Math.Max(err, Math.Abs(actual[i] - expected[i]));
-            scale = Math.Max(scale, Math.Abs(expected[i]));
-        }
-        return err / scale;
-    }
 
     static float[] Random(int n, int seed)
     {
@@ -60,7 +49,7 @@ public sealed class VaeTests
         var y = new float[outPixels * cout];
         new Conv2d(w, b, cout, cin, kernel, Parallel2).Forward(ToChannelsLast(x, cin, height * width), height, width, y, upsample);
         // fp32 FMA sums of at most 9·Cin = 27 terms against a double reference: ~1e-7.
-        Assert.InRange(RelativeError(y, expected), 0, 1e-6);
+        Assert.InRange(Errors.MaxRelative(y, expected), 0, 1e-6);
     }
 
     [Theory]
@@ -79,7 +68,7 @@ public sealed class VaeTests
             new GroupNorm(gamma, beta, groups, 1e-6f, Parallel2).Forward(ToChannelsLast(x, channels, pixels), pixels, y, silu);
             // y = x·a + b (PyTorch's form too): with mean 50 and spread ~1, x·a and b are ~30 and cancel, so the
             // float rounding of ~30 (2e-6) is the error of an O(1) result; a wrong group or variance is off by O(1).
-            Assert.InRange(RelativeError(y, expected), 0, 1e-5);
+            Assert.InRange(Errors.MaxRelative(y, expected), 0, 1e-5);
         }
     }
 
@@ -95,7 +84,7 @@ public sealed class VaeTests
         // fp32 throughout, summation order differs from PyTorch's (im2col GEMM vs its convolution kernels)
         // over up to 9·32 = 288 terms per output, through ~25 layers with group norms: observed ~1e-6.
         // A wrong tap order, group, upsampling phase or attention scale is off by far more than 1e-2.
-        Assert.InRange(RelativeError(images, expected.ReadFloats("decoded")), 0, 1e-4);
+        Assert.InRange(Errors.MaxRelative(images, expected.ReadFloats("decoded")), 0, 1e-4);
     }
 
     [Fact]

@@ -5,6 +5,7 @@ using TerDiT.Runtime.Format;
 using TerDiT.Runtime.Model;
 using TerDiT.Runtime.Vae;
 using TerDiT.Training;
+using TerDiT.Testing;
 using Xunit;
 using static TerDiT.Tests.Terdit;
 
@@ -17,11 +18,11 @@ namespace TerDiT.Tests;
 /// </summary>
 public sealed class LatentPipelineTests : IDisposable
 {
-    static readonly string Authors = Path.Combine(Fixtures.RepoRoot, "tests", "fixtures", "authors-terdit", "ternary");
-    static readonly string TinyVae = Path.Combine(Fixtures.RepoRoot, "tests", "fixtures", "vae", "tiny-vae");
-    readonly string dir = Directory.CreateTempSubdirectory("latent-tests").FullName;
+    static readonly string Authors = Repository.Fixture("authors-terdit", "ternary");
+    static readonly string TinyVae = Repository.Fixture("vae", "tiny-vae");
+    readonly TempDirectory dir = new("latent-tests");
 
-    public void Dispose() => Directory.Delete(dir, recursive: true);
+    public void Dispose() => dir.Dispose();
 
     /// <summary>A copy of the tiny VAE whose weights file differs by one byte of header padding: same weights, other identity.</summary>
     string OtherVae()

@@ -1,6 +1,7 @@
 using TerDiT.Runtime.Import;
 using TerDiT.Runtime.Vae;
 using TerDiT.Vae;
+using TerDiT.Testing;
 using Xunit;
 using static TorchSharp.torch;
 
@@ -12,21 +13,12 @@ namespace TerDiT.Tests;
 /// </summary>
 public sealed class VaeTorchTests
 {
-    static readonly string FixtureDir = Path.Combine(Fixtures.RepoRoot, "tests", "fixtures", "vae");
+    static readonly string FixtureDir = Repository.Fixture("vae");
 
-    /// <summary>max |a − b| / max |b|.</summary>
-    static double RelativeError(Tensor actual, float[] expected)
+    static float[] Values(Tensor t)
     {
-        using var a = actual.detach().cpu().contiguous();
-        var values = a.data<float>().ToArray();
-        Assert.Equal(expected.Length, values.Length);
-        double err = 0, scale = 0;
-        for (int i = 0; i < values.Length; i++)
-        {
-            err = Math.Max(err, Math.Abs(values[i] - expected[i]));
-            scale = Math.Max(scale, Math.Abs(expected[i]));
-        }
-        return err / scale;
+        using var c = t.detach().cpu().contiguous();
+        return c.data<float>().ToArray();
     }
 
     [Fact]
@@ -42,12 +34,12 @@ public sealed class VaeTorchTests
         {
             // Same float32 operations as PyTorch up to its kernels' summation order: observed ~1e-6.
             Assert.Equal([1L, 4, 8, 8], mean.shape);
-            Assert.InRange(RelativeError(mean, expected.ReadFloats("mean")), 0, 1e-4);
-            Assert.InRange(RelativeError(std, expected.ReadFloats("std")), 0, 1e-4);
+            Assert.InRange(Errors.MaxRelative(Values(mean), expected.ReadFloats("mean")), 0, 1e-4);
+            Assert.InRange(Errors.MaxRelative(Values(std), expected.ReadFloats("std")), 0, 1e-4);
         }
         using var z = tensor(expected.ReadFloats("z"), [2, 4, 8, 8]);
         using var decoded = vae.Decode(z);
         Assert.Equal([2L, 3, 64, 64], decoded.shape);
-        Assert.InRange(RelativeError(decoded, expected.ReadFloats("decoded")), 0, 1e-4);
+        Assert.InRange(Errors.MaxRelative(Values(decoded), expected.ReadFloats("decoded")), 0, 1e-4);
     }
 }
