@@ -3,8 +3,6 @@ using System.IO.MemoryMappedFiles;
 using System.Numerics.Tensors;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
-using System.Text.Json;
-using System.Text.Unicode;
 using TerDiT.Runtime.Config;
 
 namespace TerDiT.Runtime.Format;
@@ -30,7 +28,7 @@ public sealed record TditReadOptions
 public sealed unsafe class TditFile : IDisposable
 {
     /// <summary>Largest header accepted (safetensors' own cap).</summary>
-    public const long MaxHeaderBytes = 100_000_000;
+    public const long MaxHeaderBytes = SafetensorsHeader.MaxHeaderBytes;
 
     readonly MemoryMappedFile map;
     readonly MemoryMappedViewAccessor view;
@@ -93,14 +91,17 @@ public sealed unsafe class TditFile : IDisposable
             long dataStart = 8 + (long)n, dataLength = fileLength - dataStart;
 
             var header = new ReadOnlySpan<byte>(basePtr + 8, (int)n);
-            var (metadata, decls) = ParseHeader(header, Bad);
+            var (parsedMetadata, entries) = SafetensorsHeader.Parse(header, Bad,
+                dtype => TditDTypes.TryParse(dtype, out _) ? null : "a .tdit file uses U8, F16 and F32 only");
+            var metadata = parsedMetadata ?? throw Bad("header has no __metadata__ (a plain safetensors file, not a .tdit packed model?)");
+            var decls = entries.Select(e => new Decl(e.Name, TditDTypes.TryParse(e.DType, out var t) ? t : throw Bad($"dtype '{e.DType}'") /* Parse refused every other dtype */, e.Shape, e.Begin, e.End)).ToList();
 
             if (!metadata.TryGetValue(TditKeys.Format, out var format) || format != TditKeys.FormatName)
                 throw Bad($"not a TerDiT packed model: __metadata__ 'format' is {(format is null ? "missing" : $"'{format}'")}, expected '{TditKeys.FormatName}'");
             if (!metadata.TryGetValue(TditKeys.FormatVersion, out var version) || !TditKeys.SupportedVersions.Contains(version))
                 throw Bad($"unsupported format_version {(version is null ? "(missing)" : $"'{version}'")}; this reader supports {string.Join(", ", TditKeys.SupportedVersions)}");
 
-            CheckOffsets(decls, dataLength, Bad);
+            SafetensorsHeader.CheckTiling(entries, dataLength, Bad);
             var info = TditMetadata.FromStrings(metadata, where);
             var ternaryLayout = info.TernaryLayout is null ? null : TernaryLayouts.Get(info.TernaryLayout, Bad);
             var kinds = TditSchema.Match(info.Config, info.TernaryLayout, decls.ToDictionary(d => d.Name, d => (d.DType, d.Shape)), Bad);
@@ -176,108 +177,6 @@ public sealed unsafe class TditFile : IDisposable
     }
 
     sealed record Decl(string Name, TditDType DType, long[] Shape, long Begin, long End);
-
-    /// <summary>Parses the JSON header into metadata strings and tensor entries, checking their shape.</summary>
-    static (Dictionary<string, string>, List<Decl>) ParseHeader(ReadOnlySpan<byte> header, Func<string, TditFormatException> bad)
-    {
-        if (!Utf8.IsValid(header)) throw bad("header is not valid UTF-8");
-        JsonDocument doc;
-        try { doc = JsonDocument.Parse(header.ToArray()); }
-        catch (JsonException e) { throw bad($"header is not valid JSON: {e.Message}"); }
-        using (doc)
-        {
-            try { return ParseRoot(doc.RootElement, bad); }
-            catch (InvalidOperationException e) { throw bad($"header holds a string that is not valid Unicode: {e.Message}"); }
-        }
-    }
-
-    static (Dictionary<string, string>, List<Decl>) ParseRoot(JsonElement root, Func<string, TditFormatException> bad)
-    {
-        if (root.ValueKind != JsonValueKind.Object) throw bad($"header is a JSON {root.ValueKind}, expected an object of tensors");
-        Dictionary<string, string>? metadata = null;
-        var decls = new List<Decl>();
-        var seen = new HashSet<string>();
-        foreach (var p in root.EnumerateObject())
-            if (!seen.Add(p.Name)) throw bad($"header has the key '{p.Name}' twice");
-        foreach (var p in root.EnumerateObject())
-        {
-            if (p.Name == "__metadata__") metadata = ParseMetadata(p.Value, bad);
-            else decls.Add(ParseTensor(p.Name, p.Value, bad));
-        }
-        return (metadata ?? throw bad("header has no __metadata__ (a plain safetensors file, not a .tdit packed model?)"), decls);
-    }
-
-    static Dictionary<string, string> ParseMetadata(JsonElement e, Func<string, TditFormatException> bad)
-    {
-        if (e.ValueKind != JsonValueKind.Object) throw bad($"__metadata__ is a JSON {e.ValueKind}, expected an object of strings");
-        var m = new Dictionary<string, string>();
-        foreach (var p in e.EnumerateObject())
-        {
-            if (p.Value.ValueKind != JsonValueKind.String) throw bad($"__metadata__ '{p.Name}' is a JSON {p.Value.ValueKind}; safetensors metadata values are strings");
-            if (!m.TryAdd(p.Name, p.Value.GetString()!)) throw bad($"__metadata__ has the key '{p.Name}' twice");
-        }
-        return m;
-    }
-
-    static Decl ParseTensor(string name, JsonElement e, Func<string, TditFormatException> bad)
-    {
-        if (e.ValueKind != JsonValueKind.Object) throw bad($"tensor '{name}' is a JSON {e.ValueKind}, expected {{dtype, shape, data_offsets}}");
-        string? dtypeName = null;
-        long[]? shape = null, offsets = null;
-        foreach (var p in e.EnumerateObject())
-        {
-            switch (p.Name)
-            {
-                case "dtype" when dtypeName is null && p.Value.ValueKind == JsonValueKind.String: dtypeName = p.Value.GetString(); break;
-                case "shape" when shape is null: shape = Longs(p.Value, $"tensor '{name}' shape", bad); break;
-                case "data_offsets" when offsets is null: offsets = Longs(p.Value, $"tensor '{name}' data_offsets", bad); break;
-                default: throw bad($"tensor '{name}' has an unexpected or repeated entry '{p.Name}'");
-            }
-        }
-        if (dtypeName is null || shape is null || offsets is null) throw bad($"tensor '{name}' lacks one of dtype, shape, data_offsets");
-        if (!TditDTypes.TryParse(dtypeName, out var dtype)) throw bad($"tensor '{name}' has dtype '{dtypeName}'; a .tdit file uses U8, F16 and F32 only");
-        if (offsets.Length != 2 || offsets[0] > offsets[1])
-            throw bad($"tensor '{name}' data_offsets {TditSchema.Shape(offsets)} are not [begin, end] with begin <= end");
-        long bytes;
-        try { bytes = checked(shape.Aggregate(1L, (a, b) => a * b) * dtype.Size()); }
-        catch (OverflowException) { throw bad($"tensor '{name}' shape {TditSchema.Shape(shape)} overflows a 64-bit byte count"); }
-        if (bytes != offsets[1] - offsets[0])
-            throw bad($"tensor '{name}' is {dtypeName} {TditSchema.Shape(shape)} = {bytes} bytes but its data_offsets {TditSchema.Shape(offsets)} span {offsets[1] - offsets[0]}");
-        return new Decl(name, dtype, shape, offsets[0], offsets[1]);
-    }
-
-    /// <summary>A JSON array of non-negative 64-bit integers.</summary>
-    static long[] Longs(JsonElement e, string what, Func<string, TditFormatException> bad)
-    {
-        if (e.ValueKind != JsonValueKind.Array) throw bad($"{what} is a JSON {e.ValueKind}, expected an array of non-negative integers");
-        var r = new long[e.GetArrayLength()];
-        int i = 0;
-        foreach (var x in e.EnumerateArray())
-        {
-            if (x.ValueKind != JsonValueKind.Number || !x.TryGetInt64(out r[i]) || r[i] < 0)
-                throw bad($"{what} has {x.GetRawText()}, expected a non-negative 64-bit integer");
-            i++;
-        }
-        return r;
-    }
-
-    /// <summary>Offsets must lie in the data section and tile it exactly: no gap, no overlap, nothing after.</summary>
-    static void CheckOffsets(List<Decl> decls, long dataLength, Func<string, TditFormatException> bad)
-    {
-        foreach (var d in decls)
-            if (d.End > dataLength)
-                throw bad($"tensor '{d.Name}' data_offsets [{d.Begin}, {d.End}] run past the end of the {dataLength}-byte data section (truncated file?)");
-        long at = 0;
-        string? previous = null;
-        foreach (var d in decls.OrderBy(d => d.Begin).ThenBy(d => d.End))
-        {
-            if (d.Begin > at) throw bad($"gap: bytes [{at}, {d.Begin}) of the data section belong to no tensor (before '{d.Name}')");
-            if (d.Begin < at) throw bad($"tensor '{d.Name}' data_offsets [{d.Begin}, {d.End}] overlap tensor '{previous}' (ending at {at})");
-            at = d.End;
-            previous = d.Name;
-        }
-        if (at != dataLength) throw bad($"the data section has {dataLength - at} bytes after the last tensor (ends at {at} of {dataLength})");
-    }
 
     /// <summary>Every ternary weight's bytes through its layout's validator (the tensor set already matches the schema).</summary>
     static void ValidateTernary(TerDiTConfig config, TernaryLayout layout, List<Decl> decls, byte* data, Func<string, TditFormatException> bad)
