@@ -21,10 +21,10 @@ public sealed class AuthorsImportTests : IDisposable
 
     public void Dispose() => _temp.Dispose();
 
-    string Import(string variant, bool ema)
+    string Import(string variant, bool ema, int heads = 4)
     {
         var path = Path.Combine(_temp.Path, variant + ".tdit");
-        AuthorsCheckpoint.Import(Path.Combine(FixtureDir, variant), path, new AuthorsImportOptions { Ema = ema, Heads = 4 });
+        AuthorsCheckpoint.Import(Path.Combine(FixtureDir, variant), path, new AuthorsImportOptions { Ema = ema, Heads = heads });
         return path;
     }
 
@@ -69,6 +69,16 @@ public sealed class AuthorsImportTests : IDisposable
         // it once (mean |W| in double). A trit can only differ where W/(gamma + 1e-6) sits within float
         // rounding of ±0.5, which random weights avoid; so the same 1e-5 as the packed checkpoint (observed 1.1e-6).
         Assert.InRange(Errors.MaxRelative(output, Expected("float_out")), 0, 1e-5);
+    }
+
+    [Fact]
+    public void CheckpointWithoutAlphasImportsAsAFullPrecisionModel()
+    {
+        // Their models.py over plain linears (a full-precision Large-DiT), D = 32, 2 heads.
+        var model = Import("full-precision", ema: true, heads: 2);
+        using (var file = TditFile.Open(model)) Assert.False(file.Config.Ternary);
+        // fp32 GEMMs in another summation order, as above.
+        Assert.InRange(Errors.MaxRelative(Forward(model, "x", "t", "labels"), Expected("full_precision_out")), 0, 1e-5);
     }
 
     [Fact]
