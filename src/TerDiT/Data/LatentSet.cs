@@ -99,6 +99,13 @@ public sealed class LatentSet : ITrainingSet
     public static LatentSet Load(string path)
     {
         using var file = SafetensorsFile.Open(path);
+        return Read(file);
+    }
+
+    /// <summary>The latent set in an open safetensors file (from a path or bytes), validated.</summary>
+    /// <exception cref="ImportFormatException">Not a latents file, or inconsistent contents.</exception>
+    public static LatentSet Read(SafetensorsFile file)
+    {
         ImportFormatException Bad(string what) => new($"{file.Name}: {what}");
         string Meta(string key) => file.Metadata.TryGetValue(key, out var v) ? v : throw Bad($"__metadata__ has no '{key}' (not a latents file from terdit encode?)");
         if (Meta("format") != FormatName) throw Bad($"format is '{Meta("format")}', expected '{FormatName}' (write one with terdit encode)");
