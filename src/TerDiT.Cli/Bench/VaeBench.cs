@@ -79,6 +79,7 @@ static class VaeBench
     static void Decode(TextWriter stdout, int size, int threads, int repetitions, string outPath)
     {
         torch.set_num_threads(threads);
+        string loadStart = RuntimeBench.LoadAverage();
         var dir = Directory.CreateTempSubdirectory("terdit-bench-vae").FullName;
         try
         {
@@ -126,7 +127,7 @@ static class VaeBench
                 ["command"] = Command(),
                 ["date_utc"] = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture),
                 ["machine"] = TrainBench.Machine(torch.CPU),
-                ["load_average"] = RuntimeBench.LoadAverage(),
+                ["load_average_start"] = loadStart,
                 ["image_size"] = size,
                 ["threads"] = threads,
                 ["method"] = "one warm-up decode each; then --repetitions rounds of one runtime decode and one TorchSharp decode, in one process, with a 0.5 s pause after each TorchSharp call so libtorch's OpenMP threads stop spinning; medians of wall time",
@@ -144,6 +145,7 @@ static class VaeBench
 
     static void EndToEnd(TextWriter stdout, int[] stepCounts, GemmMode[] modes, int threads, string outPath)
     {
+        string loadStart = RuntimeBench.LoadAverage();
         var dir = Directory.CreateTempSubdirectory("terdit-bench-latent").FullName;
         try
         {
@@ -183,7 +185,7 @@ static class VaeBench
                 ["command"] = Command(),
                 ["date_utc"] = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture),
                 ["machine"] = TrainBench.Machine(torch.CPU),
-                ["load_average"] = RuntimeBench.LoadAverage(),
+                ["load_average_start"] = loadStart,
                 ["threads"] = threads,
                 ["method"] = "per mode: one warm-up sample (1 step + decode), then one timed sample per step count; sampling time up to the last step's end, decoding the rest",
                 ["results"] = results,
