@@ -162,13 +162,13 @@ static class VaeBench
                 using var vae = VaeWeights.Open(vaeDir);
                 var options = new RuntimeOptions { Mode = mode, Threads = threads };
                 using var file = TditFile.Open(model);
-                using var pipe = new TerDiTPipeline(new TditWeightSource(file), options, decoder: new VaeDecoder(vae, options));
+                using var pipe = new TerDiTPipeline(new RuntimeModel(new TditWeightSource(file), options), options.MaxBatch, decoder: new VaeDecoder(vae, options));
                 pipe.Sample([207], 1, 1, SamplerKind.Ddim, 1.5, 0); // warm-up: one step and one decode
                 foreach (int steps in stepCounts)
                 {
                     double sampling = 0;
                     var clock = Stopwatch.StartNew();
-                    pipe.Sample([207], 1, steps, SamplerKind.Ddim, 1.5, 0, (done, total) => { if (done == total) sampling = clock.Elapsed.TotalSeconds; });
+                    pipe.Sample([207], 1, steps, SamplerKind.Ddim, 1.5, 0, new Progress(p => { if (p.Done == p.Total) sampling = clock.Elapsed.TotalSeconds; }));
                     double total = clock.Elapsed.TotalSeconds;
                     results.Add(new JsonObject
                     {
@@ -193,6 +193,12 @@ static class VaeBench
             stdout.WriteLine($"results: {outPath}");
         }
         finally { Directory.Delete(dir, recursive: true); }
+    }
+
+    /// <summary>Calls back on the sampling thread (<see cref="Progress{T}"/> would post to the thread pool).</summary>
+    sealed class Progress(Action<SamplingProgress> report) : IProgress<SamplingProgress>
+    {
+        public void Report(SamplingProgress value) => report(value);
     }
 
     static double Timed(Action a)
