@@ -90,7 +90,6 @@ public sealed class VaeDecoder
         if (images <= 0 || height <= 0 || width <= 0) throw new ArgumentException($"latent batch must be non-empty, got {images}×{height}×{width}");
         if (latents.Length != (long)images * c.LatentChannels * latentPlane)
             throw new ArgumentException($"latents hold {latents.Length} floats, expected {images}×{c.LatentChannels}×{height}×{width}");
-        if ((long)outH * outW * c.BlockOutChannels.Max() > int.MaxValue / 4) throw new ArgumentException($"a {outH}×{outW} image is too large to decode");
 
         // Buffers: the largest activation (or the mid block's Q, K, V and output), three of them.
         long largest = 3L * latentPlane * c.BlockOutChannels[^1];
@@ -100,12 +99,18 @@ public sealed class VaeDecoder
             largest = Math.Max(largest, (long)latentPlane * side * side * widest);
             if (_levels[i].Upsample != null) largest = Math.Max(largest, (long)latentPlane * 4 * side * side * _levels[i].Channels);
         }
+        long resultLength = MemoryBudget.Multiply(images, (long)c.OutChannels * outH * outW);
+        long attentionScratch = _attention is null ? 0 : MemoryBudget.Multiply(_threads, (long)latentPlane * (latentPlane + 1));
+        string what = $"decoding {images} image(s) of {outH}×{outW}";
+        MemoryBudget.RequireArray(Math.Max(largest, resultLength), what);
+        MemoryBudget.RequireArray((long)latentPlane * latentPlane, what);
+        MemoryBudget.Require(MemoryBudget.Multiply(4, 3 * largest + resultLength + attentionScratch), what);
         var x = new float[largest];
         var t1 = new float[largest];
         var t2 = new float[largest];
         var attention = _attention is null ? null : new Attention(latentPlane, 1, c.BlockOutChannels[^1], _threads);
 
-        var result = new float[(long)images * c.OutChannels * outH * outW];
+        var result = new float[resultLength];
         float inverseScale = (float)(1 / c.ScalingFactor);
         for (int n = 0; n < images; n++)
         {
