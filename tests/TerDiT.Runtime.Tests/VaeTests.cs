@@ -106,5 +106,9 @@ public sealed class VaeTests
         Assert.Contains("multiple of 32", Assert.Throws<ImportFormatException>(() => VaeConfig.Parse(ok.Replace("[32,64]", "[32,48]"), "config.json")).Message);
         Assert.Contains("gelu", Assert.Throws<ImportFormatException>(() => VaeConfig.Parse(ok.Replace("{", """{"act_fn":"gelu",""", StringComparison.Ordinal), "config.json")).Message);
         Assert.Contains("not valid JSON", Assert.Throws<ImportFormatException>(() => VaeConfig.Parse("{", "config.json")).Message);
+        // Values of the wrong JSON kind or unreadable as text are refused, not thrown from System.Text.Json.
+        Assert.Contains("'_class_name' is not a string", Assert.Throws<ImportFormatException>(() => VaeConfig.Parse(ok.Replace("\"AutoencoderKL\"", "5"), "config.json")).Message);
+        Assert.Contains("'act_fn' is not valid text", Assert.Throws<ImportFormatException>(() => VaeConfig.Parse(ok.Replace("{", """{"act_fn":"\ud800",""", StringComparison.Ordinal), "config.json")).Message);
+        Assert.Contains("'down_block_types' is not a string", Assert.Throws<ImportFormatException>(() => VaeConfig.Parse(ok.Replace("[\"DownEncoderBlock2D\",", "[1,"), "config.json")).Message);
     }
 }

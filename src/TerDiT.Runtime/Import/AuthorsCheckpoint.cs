@@ -137,11 +137,19 @@ public static partial class AuthorsCheckpoint
         options ??= new();
         var argsPath = Path.Combine(dir, "model_args.pth");
         if (!File.Exists(argsPath)) throw new FileNotFoundException($"{dir} has no model_args.pth (not an authors' checkpoint directory?)");
-        var args = AuthorsModelArgs.Read(argsPath);
+        return Import(AuthorsModelArgs.Read(argsPath), WeightsPath(dir, options.Ema), outPath, options);
+    }
+
+    /// <summary>
+    /// Imports the weights file <paramref name="weightsPath"/> of a model with the training arguments
+    /// <paramref name="args"/> to the packed model <paramref name="outPath"/> (atomically).
+    /// </summary>
+    /// <exception cref="ImportFormatException">A malformed or unsafe file, or weights that do not fit the architecture.</exception>
+    public static TditSizes Import(AuthorsModelArgs args, string weightsPath, string outPath, AuthorsImportOptions? options = null)
+    {
+        options ??= new();
         if (args.NumClasses != ImageNetClasses.Count)
             throw new ImportFormatException($"model_args.pth: num_classes is {args.NumClasses}; the authors' label order is defined for the {ImageNetClasses.Count} ImageNet classes only");
-
-        var weightsPath = WeightsPath(dir, options.Ema);
         using var pth = TorchCheckpoint.Open(weightsPath);
         string where = pth.Name;
         var ours = new Dictionary<string, TorchTensor>(StringComparer.Ordinal);

@@ -52,13 +52,19 @@ public sealed record VaeConfig
             bool Bool(string key, bool fallback) => Get(key) is { } v
                 ? v.ValueKind is JsonValueKind.True or JsonValueKind.False ? v.GetBoolean() : throw Bad($"'{key}' is not a boolean")
                 : fallback;
+            string Text(JsonElement v, string key)
+            {
+                if (v.ValueKind != JsonValueKind.String) throw Bad($"'{key}' is not a string");
+                try { return v.GetString()!; }
+                catch (InvalidOperationException) { throw Bad($"'{key}' is not valid text (an escaped lone surrogate)"); }
+            }
             string[] Strings(string key) => Get(key) is { ValueKind: JsonValueKind.Array } v
-                ? v.EnumerateArray().Select(e => e.ValueKind == JsonValueKind.String ? e.GetString()! : throw Bad($"'{key}' holds a non-string")).ToArray()
+                ? v.EnumerateArray().Select(e => Text(e, key)).ToArray()
                 : throw Bad($"'{key}' is missing or not an array");
 
-            if (Get("_class_name") is { } cls && cls.GetString() != "AutoencoderKL")
-                throw Bad($"_class_name is '{cls.GetString()}'; only AutoencoderKL (the Stable Diffusion VAE) is supported");
-            if (Get("act_fn") is { } act && act.GetString() != "silu") throw Bad($"act_fn '{act.GetString()}' is not supported (silu is)");
+            if (Get("_class_name") is { } cls && Text(cls, "_class_name") is var name && name != "AutoencoderKL")
+                throw Bad($"_class_name is '{name}'; only AutoencoderKL (the Stable Diffusion VAE) is supported");
+            if (Get("act_fn") is { } act && Text(act, "act_fn") is var fn && fn != "silu") throw Bad($"act_fn '{fn}' is not supported (silu is)");
             if (Get("shift_factor") is not null) throw Bad("a latent shift_factor is not supported (Stable Diffusion's VAE has none)");
             int[] channels = Get("block_out_channels") is { ValueKind: JsonValueKind.Array } bc
                 ? bc.EnumerateArray().Select(e => e.ValueKind == JsonValueKind.Number && e.TryGetInt32(out int c) ? c : throw Bad("'block_out_channels' holds a non-integer")).ToArray()
@@ -69,7 +75,7 @@ public sealed record VaeConfig
                 throw Bad("only DownEncoderBlock2D and UpDecoderBlock2D blocks are supported");
             if (down.Length != channels.Length || up.Length != channels.Length)
                 throw Bad($"{down.Length} down and {up.Length} up blocks for {channels.Length} block_out_channels");
-            double scale = Get("scaling_factor") is { } s ? s.ValueKind == JsonValueKind.Number ? s.GetDouble() : throw Bad("'scaling_factor' is not a number") : 0.18215;
+            double scale = Get("scaling_factor") is { } s ? s.ValueKind == JsonValueKind.Number && s.TryGetDouble(out double d) ? d : throw Bad("'scaling_factor' is not a number") : 0.18215;
 
             var config = new VaeConfig
             {

@@ -40,9 +40,17 @@ public sealed class VaeWeights : IDisposable
         var config = VaeConfig.Load(directory);
         var path = Path.Combine(directory, WeightsFileName);
         if (!File.Exists(path)) throw new FileNotFoundException($"{directory} has no {WeightsFileName} (a diffusers AutoencoderKL folder holds config.json and {WeightsFileName})");
-        var sha = Sha256Of(path);
-        var file = SafetensorsFile.Open(path);
-        try { return new VaeWeights(config, file, Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory))), sha); }
+        return Open(config, path, Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory))));
+    }
+
+    /// <summary>Opens and validates the weights file <paramref name="weightsPath"/> of a VAE with <paramref name="config"/>; hashes it.</summary>
+    /// <param name="name">The VAE's name (<see cref="Name"/>).</param>
+    /// <exception cref="ImportFormatException">A malformed weights file.</exception>
+    public static VaeWeights Open(VaeConfig config, string weightsPath, string name)
+    {
+        var sha = Sha256Of(weightsPath);
+        var file = SafetensorsFile.Open(weightsPath);
+        try { return new VaeWeights(config, file, name, sha); }
         catch { file.Dispose(); throw; }
     }
 
