@@ -79,6 +79,7 @@ static class SeedCorpus
             Tdit($"config-InputSize-{size}", ("config", "\"InputSize\":4", $"\"InputSize\":{size}"), ("input_shape", "[1,4,4]", $"[1,{size},{size}]"));
         Tdit("config-AlphaInit-7", ("config", "\"AlphaInit\":\"Normal\"", "\"AlphaInit\":7"));
         File.WriteAllBytes(Path.Combine(tditBad, "lone-surrogate.tdit"), SpliceTditHeader(packed, "random-init", "\\ud800"));
+        ImportSeeds.Write(fuzzDir);
     }
 
     static void WriteCheckpoint(string path, TerDiTConfig config, bool optimizer)

@@ -2,12 +2,15 @@ using System.Buffers.Binary;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using TerDiT.Data;
 using TerDiT.Imaging;
 using TerDiT.Runtime;
 using TerDiT.Runtime.Cpu;
 using TerDiT.Runtime.Format;
+using TerDiT.Runtime.Import;
 using TerDiT.Runtime.Model;
 using TerDiT.Runtime.Sampling;
+using TerDiT.Runtime.Vae;
 using TerDiT.Serve;
 using TerDiT.Training;
 
@@ -48,7 +51,42 @@ static class Targets
             var request = JsonSerializer.Deserialize<GenerationRequest>(bytes, RequestJson.Value);
             request?.Validate(ServedMicroModel.Value, new ServeLimits(), out _, out _);
         }, [typeof(JsonException)], RefusalsNameTheFile: false),
+
+        // The authors' PyTorch checkpoints as terdit import reads them: the zip, the pickle, then either the
+        // training arguments (a namespace root, model_args.pth) or the weights, imported to a packed model with
+        // the arguments of the committed fixture.
+        new("pth", "pth", path =>
+        {
+            using (var file = TorchCheckpoint.Open(path))
+                if (file.Root is PickleNamespace ns)
+                {
+                    AuthorsModelArgs.FromNamespace(ns, file.Name);
+                    return;
+                }
+            AuthorsCheckpoint.Import(AuthorsArgs.Value, path, Path.ChangeExtension(path, ".tdit"), new AuthorsImportOptions { Heads = AuthorsHeads });
+        }, [typeof(ImportFormatException)]),
+
+        // A diffusers VAE's weights (sample --vae): validation against a micro VAE's config, the runtime decoder
+        // built from them, and one latent decoded.
+        new("vae", "safetensors", path =>
+        {
+            using var weights = VaeWeights.Open(ImportSeeds.MicroVae, path, "micro");
+            new VaeDecoder(weights, new RuntimeOptions { Threads = 1 }).Decode(new float[4 * 2 * 2], 1, 2, 2);
+        }, [typeof(ImportFormatException), typeof(InsufficientMemoryException)]),
+
+        // A latents file (train --data FILE.latents): the class names train reads first, then the whole set.
+        new("latents", "latents", path =>
+        {
+            LatentSet.ClassNamesOf(path);
+            LatentSet.Load(path);
+        }, [typeof(ImportFormatException)]),
     ];
+
+    /// <summary>Heads of the pth target's model (its name is outside the authors' registry, as the fixture's is).</summary>
+    public const int AuthorsHeads = 2;
+
+    /// <summary>The training arguments of the committed authors' fixture (64² images, 1000 classes), which the pth target imports with.</summary>
+    public static readonly Lazy<AuthorsModelArgs> AuthorsArgs = new(() => AuthorsModelArgs.Read(Path.Combine(AppContext.BaseDirectory, "model_args.pth")));
 
     static readonly Lazy<JsonSerializerOptions> RequestJson = new(() =>
     {

@@ -14,6 +14,9 @@ public sealed class FuzzRegressionTests
     [InlineData("tdit")]
     [InlineData("ckpt")]
     [InlineData("request")]
+    [InlineData("pth")]
+    [InlineData("vae")]
+    [InlineData("latents")]
     public void EveryCommittedInputIsRefusedOrLoadedWithinTheLimits(string target)
     {
         var fuzz = Path.Combine(Fixtures.RepoRoot, "fuzz");
