@@ -101,7 +101,7 @@ public sealed class SafetensorsFile : IDisposable
     }
 
     /// <summary>
-    /// Writes a safetensors file atomically (temp file next to <paramref name="path"/>, then rename): the
+    /// Writes a safetensors file atomically (<see cref="AtomicFile"/>): the
     /// header (<c>__metadata__</c>, then the tensors in the order given, offsets back to back), padded with
     /// spaces to a multiple of 8 bytes, then each tensor's little-endian bytes.
     /// </summary>
@@ -131,23 +131,15 @@ public sealed class SafetensorsFile : IDisposable
         }
         var header = Encoding.UTF8.GetBytes(json.ToJsonString());
         int padded = (header.Length + 7) / 8 * 8;
-        var full = Path.GetFullPath(path);
-        var temp = Path.Combine(Path.GetDirectoryName(full)!, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
-        try
+        AtomicFile.Write(path, stream =>
         {
-            using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write))
-            {
-                Span<byte> length = stackalloc byte[8];
-                BinaryPrimitives.WriteUInt64LittleEndian(length, (ulong)padded);
-                stream.Write(length);
-                stream.Write(header);
-                for (int i = header.Length; i < padded; i++) stream.WriteByte((byte)' ');
-                foreach (var t in list) stream.Write(t.Data.Span);
-                stream.Flush(flushToDisk: true);
-            }
-            File.Move(temp, full, overwrite: true);
-        }
-        finally { File.Delete(temp); }
+            Span<byte> length = stackalloc byte[8];
+            BinaryPrimitives.WriteUInt64LittleEndian(length, (ulong)padded);
+            stream.Write(length);
+            stream.Write(header);
+            for (int i = header.Length; i < padded; i++) stream.WriteByte((byte)' ');
+            foreach (var t in list) stream.Write(t.Data.Span);
+        });
     }
 
     public void Dispose() => _file.Dispose();

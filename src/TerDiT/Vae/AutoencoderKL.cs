@@ -1,3 +1,4 @@
+using TerDiT.Runtime;
 using TerDiT.Runtime.Import;
 using TerDiT.Runtime.Vae;
 using TorchSharp;
@@ -75,7 +76,7 @@ public sealed class AutoencoderKL : Module<Tensor, Tensor>
             return (p.name, "F32", p.parameter.shape, (ReadOnlyMemory<byte>)System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.AsSpan()).ToArray());
         }).ToList();
         SafetensorsFile.Write(Path.Combine(directory, VaeWeights.WeightsFileName), new Dictionary<string, string> { ["format"] = "pt" }, tensors);
-        File.WriteAllText(Path.Combine(directory, "config.json"), Config.ToJson());
+        AtomicFile.WriteAllText(Path.Combine(directory, "config.json"), Config.ToJson());
     }
 
     /// <summary>The posterior of images x (N, C, H, W) in [−1, 1]: mean and standard deviation, each (N, latent, H/f, W/f).</summary>
