@@ -9,7 +9,7 @@ using TerDiT.Runtime.Cpu;
 using TerDiT.Runtime.Format;
 using TerDiT.Runtime.Import;
 using TerDiT.Runtime.Model;
-using TerDiT.Runtime.Sampling;
+using TerDiT.Runtime.Diffusion;
 using TerDiT.Runtime.Vae;
 using TerDiT.Serve;
 using TerDiT.Training;

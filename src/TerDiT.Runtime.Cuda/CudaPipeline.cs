@@ -1,3 +1,4 @@
+using TerDiT.Runtime.Diffusion;
 using TerDiT.Runtime.Format;
 using TerDiT.Runtime.Model;
 
@@ -27,8 +28,9 @@ public static class CudaPipeline
     {
         options ??= new CudaOptions();
         using var file = TditFile.Open(path);
+        var diffusion = DiffusionProcess.For(file);
         var decoder = TerDiTPipeline.LatentDecoder(file, vaeDirectory, cpuOptions);
         var model = new CudaModel(new TditWeightSource(file), options);
-        return new TerDiTPipeline(model, options.MaxBatch, model, file.Info.Classes, decoder);
+        return new TerDiTPipeline(model, options.MaxBatch, model, file.Info.Classes, decoder, diffusion);
     }
 }

@@ -1,15 +1,16 @@
 using TerDiT.Runtime.Config;
+using TerDiT.Runtime.Diffusion;
 using TerDiT.Runtime.Format;
 using TerDiT.Runtime.Model;
-using TerDiT.Runtime.Sampling;
 using TerDiT.Runtime.Vae;
 
 namespace TerDiT.Runtime;
 
 /// <summary>
 /// Class-conditional image generation with a TerDiT model in pure C#: the runtime forward
-/// (<see cref="RuntimeModel"/>) under a DDPM or DDIM sampler with classifier-free guidance; a latent
-/// model's samples (not clipped) are decoded by its VAE (<see cref="VaeDecoder"/>, on the CPU).
+/// (<see cref="RuntimeModel"/>) under a DDPM, DDIM or DPM-Solver++ sampler with classifier-free guidance, over the
+/// diffusion process of the packed file's <c>diffusion</c> record; a latent model's samples (not clipped:
+/// <see cref="DiffusionProcess.ClipSample"/>) are decoded by its VAE (<see cref="VaeDecoder"/>, on the CPU).
 /// One call at a time: the activation buffers are reused across calls (each call is itself multi-threaded).
 /// </summary>
 /// <example>
@@ -32,6 +33,9 @@ public sealed class TerDiTPipeline : IDisposable
 
     /// <summary>Class names by label (from the packed file's metadata); null when built from other weights.</summary>
     public IReadOnlyList<string>? ClassNames { get; private init; }
+
+    /// <summary>The diffusion process sampled: schedule, variance, clipping.</summary>
+    public DiffusionProcess Diffusion { get; }
 
     /// <summary>The forward pass, for direct model calls.</summary>
     public IDenoiserModel Model { get; }
@@ -57,8 +61,9 @@ public sealed class TerDiTPipeline : IDisposable
         try
         {
             options ??= new RuntimeOptions();
+            var diffusion = DiffusionProcess.For(file);
             var decoder = LatentDecoder(file, vaeDirectory, options);
-            return new TerDiTPipeline(new RuntimeModel(new TditWeightSource(file), options), options.MaxBatch, file, file.Info.Classes, decoder);
+            return new TerDiTPipeline(new RuntimeModel(new TditWeightSource(file), options), options.MaxBatch, file, file.Info.Classes, decoder, diffusion);
         }
         catch (InsufficientMemoryException e)
         {
@@ -72,9 +77,12 @@ public sealed class TerDiTPipeline : IDisposable
         }
     }
 
-    /// <summary>Builds the pipeline over weights on the CPU runtime; <paramref name="owned"/> (e.g. a mapped file) is disposed with it.</summary>
-    public TerDiTPipeline(IWeightSource weights, RuntimeOptions? options = null, IDisposable? owned = null)
-        : this(new RuntimeModel(weights, options ??= new RuntimeOptions()), options.MaxBatch, owned)
+    /// <summary>
+    /// Builds the pipeline over weights on the CPU runtime; <paramref name="owned"/> (e.g. a mapped file) is disposed with it.
+    /// <paramref name="diffusion"/> defaults to <see cref="DiffusionProcess.For(TerDiTConfig, TditDiffusion?, bool)"/>(config) (DiT's schedule).
+    /// </summary>
+    public TerDiTPipeline(IWeightSource weights, RuntimeOptions? options = null, IDisposable? owned = null, DiffusionProcess? diffusion = null)
+        : this(new RuntimeModel(weights, options ??= new RuntimeOptions()), options.MaxBatch, owned, diffusion: diffusion)
     {
     }
 
@@ -115,11 +123,13 @@ public sealed class TerDiTPipeline : IDisposable
     /// <summary>
     /// Builds the pipeline over a model of any backend (e.g. the CUDA one); at most <paramref name="maxBatch"/> images
     /// go through one forward before guidance doubles them; <paramref name="owned"/> (the model, its file) is disposed
-    /// with the pipeline. With a <paramref name="decoder"/> the model is a latent model: its samples are not clipped
-    /// and are decoded (<see cref="LatentDecoder"/>).
+    /// with the pipeline. With a <paramref name="decoder"/> the model is a latent model: its samples are decoded
+    /// (<see cref="LatentDecoder"/>). <paramref name="diffusion"/> defaults to
+    /// <see cref="DiffusionProcess.For(TerDiTConfig, TditDiffusion?, bool)"/>(config, latent: decoder given); a latent model's
+    /// diffusion does not clip, a pixel model's does.
     /// </summary>
     public TerDiTPipeline(IDenoiserModel model, int maxBatch, IDisposable? owned = null, IReadOnlyList<string>? classNames = null,
-        VaeDecoder? decoder = null)
+        VaeDecoder? decoder = null, DiffusionProcess? diffusion = null)
     {
         if (maxBatch <= 0) throw new ArgumentException($"maximum batch must be positive, got {maxBatch}");
         Model = model;
@@ -130,7 +140,11 @@ public sealed class TerDiTPipeline : IDisposable
         var c = Model.Config;
         if (decoder is not null && decoder.Config.LatentChannels != c.InChannels)
             throw new ArgumentException($"the VAE decodes {decoder.Config.LatentChannels} latent channels, the model generates {c.InChannels}");
-        _sampler = new DiffusionSampler(Model.Forward, c.InChannels, c.InputSize, c.LearnSigma, c.NullClass, clip: decoder is null);
+        Diffusion = diffusion ?? DiffusionProcess.For(c, latent: decoder is not null);
+        if (Diffusion.LearnSigma != c.LearnSigma) throw new ArgumentException($"the diffusion's variance ({Diffusion.Variance}) does not fit a model with LearnSigma = {c.LearnSigma}");
+        if (Diffusion.ClipSample != (decoder is null))
+            throw new ArgumentException(decoder is null ? "a pixel model's diffusion clips its samples" : "a latent model's diffusion does not clip its samples");
+        _sampler = new DiffusionSampler(Model.Forward, c.InChannels, c.InputSize, Diffusion, c.NullClass);
     }
 
     /// <summary>
@@ -144,8 +158,8 @@ public sealed class TerDiTPipeline : IDisposable
     /// </summary>
     /// <param name="classes">Class labels in [0, NumClasses).</param>
     /// <param name="perClass">Images per class (≥ 1).</param>
-    /// <param name="steps">Sampling steps 1..1000 (the 1000-step schedule respaced).</param>
-    /// <param name="sampler">DDPM (ancestral) or DDIM (eta 0).</param>
+    /// <param name="steps">Sampling steps (model calls): 1..1000 for DDPM and DDIM, 1..999 for DPM-Solver++ (DiT's 1000-step schedule).</param>
+    /// <param name="sampler">DDPM (ancestral), DDIM (eta 0) or DPM-Solver++(2M).</param>
     /// <param name="guidance">Classifier-free guidance scale ≥ 0; 1 disables guidance.</param>
     /// <param name="seed">Seed of all noise.</param>
     /// <param name="progress">Told (steps done, total steps) over all batches after each step.</param>

@@ -1,6 +1,6 @@
 using System.Security.Cryptography;
 using TerDiT.Runtime.Imaging;
-using TerDiT.Runtime.Sampling;
+using TerDiT.Runtime.Diffusion;
 
 namespace TerDiT.Serve;
 

@@ -2,7 +2,7 @@ using TerDiT.Runtime.Config;
 using TerDiT.Runtime.Cpu;
 using TerDiT.Runtime.Format;
 using TerDiT.Runtime.Model;
-using TerDiT.Runtime.Sampling;
+using TerDiT.Runtime.Diffusion;
 
 namespace TerDiT.Serve;
 
@@ -23,10 +23,12 @@ public sealed class ServedModel : IDisposable
     /// <param name="denoisers">Forward pass by mode name ("exact", "a8"), at least one.</param>
     /// <param name="defaultMode">The mode of requests that name none; a key of <paramref name="denoisers"/>.</param>
     /// <param name="owned">Disposed with the model (e.g. the mapped weights file).</param>
+    /// <param name="diffusion">The diffusion the model was trained for; defaults to <see cref="DiffusionProcess.For(TerDiTConfig, TditDiffusion?, bool)"/>(config).</param>
     public ServedModel(TerDiTConfig config, IReadOnlyList<string>? classNames, string device,
-        IReadOnlyDictionary<string, Denoiser> denoisers, string defaultMode, IDisposable? owned = null)
+        IReadOnlyDictionary<string, Denoiser> denoisers, string defaultMode, IDisposable? owned = null, DiffusionProcess? diffusion = null)
     {
         Config = config.Validate();
+        Diffusion = diffusion ?? DiffusionProcess.For(Config);
         ClassNames = classNames is { Count: > 0 } ? classNames : Enumerable.Range(0, config.NumClasses).Select(i => i.ToString()).ToArray();
         if (ClassNames.Count != config.NumClasses) throw new ArgumentException($"{ClassNames.Count} class names for {config.NumClasses} classes");
         if (denoisers.Count == 0) throw new ArgumentException("a served model needs at least one denoiser");
@@ -40,13 +42,16 @@ public sealed class ServedModel : IDisposable
     public IReadOnlyDictionary<string, Denoiser> Denoisers { get; }
     public string DefaultMode { get; }
 
+    /// <summary>The diffusion process requests are sampled over: schedule, variance, clipping.</summary>
+    public DiffusionProcess Diffusion { get; }
+
     /// <summary>Samplers a request may name.</summary>
     public static IReadOnlyDictionary<string, SamplerKind> Samplers { get; } =
         new Dictionary<string, SamplerKind> { ["ddim"] = SamplerKind.Ddim, ["ddpm"] = SamplerKind.Ddpm };
 
     /// <summary>A sampler for this model over the forward of <paramref name="mode"/>.</summary>
     public DiffusionSampler Sampler(string mode) =>
-        new(Denoisers[mode], Config.InChannels, Config.InputSize, Config.LearnSigma, Config.NullClass);
+        new(Denoisers[mode], Config.InChannels, Config.InputSize, Diffusion, Config.NullClass);
 
     /// <summary>
     /// A packed model on the CPU runtime, validated (<see cref="TditFile.Open"/>) and mapped once, with one forward
@@ -73,6 +78,7 @@ public sealed class ServedModel : IDisposable
         try
         {
             var weights = new TditWeightSource(file);
+            var diffusion = DiffusionProcess.For(file);
             var denoisers = new Dictionary<string, Denoiser>();
             foreach (var mode in Enum.GetValues<GemmMode>())
             {
@@ -81,7 +87,7 @@ public sealed class ServedModel : IDisposable
                 denoisers[ModeName(mode)] = model.Forward;
             }
             owned.Add(file);
-            return new ServedModel(file.Config, file.Info.Classes, device, denoisers, ModeName(defaultMode), new DisposeInOrder(owned));
+            return new ServedModel(file.Config, file.Info.Classes, device, denoisers, ModeName(defaultMode), new DisposeInOrder(owned), diffusion);
         }
         catch
         {

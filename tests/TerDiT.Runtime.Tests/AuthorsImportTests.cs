@@ -2,7 +2,7 @@ using TerDiT.Runtime.Config;
 using TerDiT.Runtime.Format;
 using TerDiT.Runtime.Import;
 using TerDiT.Runtime.Model;
-using TerDiT.Runtime.Sampling;
+using TerDiT.Runtime.Diffusion;
 using TerDiT.Testing;
 using Xunit;
 

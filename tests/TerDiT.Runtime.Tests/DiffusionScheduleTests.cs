@@ -1,4 +1,4 @@
-using TerDiT.Runtime.Sampling;
+using TerDiT.Runtime.Diffusion;
 using Xunit;
 
 namespace TerDiT.Runtime.Tests;

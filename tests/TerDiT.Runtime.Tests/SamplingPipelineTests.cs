@@ -2,7 +2,7 @@ using TerDiT.Runtime.Config;
 using TerDiT.Runtime.Cpu;
 using TerDiT.Runtime.Format;
 using TerDiT.Runtime.Model;
-using TerDiT.Runtime.Sampling;
+using TerDiT.Runtime.Diffusion;
 using TerDiT.Testing;
 using Xunit;
 
@@ -24,7 +24,7 @@ public class SamplingPipelineTests
         Assert.Equal(Enumerable.Range(1, 15).Select(i => new SamplingProgress(i, 15)), calls.Reports); // 3 batches × 5 steps
 
         // Class-major order: image 3 (class 1, first copy) equals a single class-1 sample with the same index.
-        var direct = new DiffusionSampler(big.Model.Forward, 2, 8, true, ModelTests.Small.NullClass)
+        var direct = new DiffusionSampler(big.Model.Forward, 2, 8, SamplingTests.Dit(learnSigma: true), ModelTests.Small.NullClass)
             .Sample([1], SamplerKind.Ddim, 5, 1.5, 9, firstImage: 3);
         Assert.Equal(direct, a.AsSpan(3 * big.Model.InputLength, big.Model.InputLength).ToArray());
         Assert.Throws<ArgumentOutOfRangeException>(() => big.Sample([5], 1, 5, SamplerKind.Ddim, 1, 0)); // 5 = null class
@@ -41,6 +41,7 @@ public class SamplingPipelineTests
         {
             Config = config, Preset = "custom", Classes = Enumerable.Range(0, config.NumClasses).Select(i => $"c{i}").ToArray(),
             Source = "random-init", Weights = TditWeights.Random, TernaryLayout = "terdit-2bit-128",
+            Diffusion = new TditDiffusion { Steps = 500 },                 // not DiT's 1000 steps: the pipeline must read it
         };
         using (var writer = new TditWriter(path, metadata, TditSchema.Declarations(config, metadata.TernaryLayout, TditDType.F16)))
         {
@@ -64,14 +65,18 @@ public class SamplingPipelineTests
             else if (p.Kind == ParameterKind.TernaryWeight) rounded.SetTernary(p.Name[..^7], ternary[p.Name[..^7]].Trits, ternary[p.Name[..^7]].Alpha);
 
         var options = new RuntimeOptions { Threads = 2 };
-        float[] fromFile, fromMemory;
+        float[] fromFile, fromMemory, withDitSchedule;
         using (var pipe = TerDiTPipeline.Load(path, options))
         {
             fromFile = pipe.Sample([2, 0], 2, 4, SamplerKind.Ddpm, 2.0, 77);
             Assert.Equal(metadata.Classes, pipe.ClassNames);
+            Assert.Equal(500, pipe.Diffusion.Schedule.NumTimesteps);
         }
-        using (var pipe = new TerDiTPipeline(rounded, options))
+        using (var pipe = new TerDiTPipeline(rounded, options, diffusion: DiffusionProcess.For(config, metadata.Diffusion)))
             fromMemory = pipe.Sample([2, 0], 2, 4, SamplerKind.Ddpm, 2.0, 77);
         Assert.Equal(fromMemory, fromFile);
+        using (var pipe = new TerDiTPipeline(rounded, options))
+            withDitSchedule = pipe.Sample([2, 0], 2, 4, SamplerKind.Ddpm, 2.0, 77);
+        Assert.True(TestData.RelativeError(withDitSchedule, fromFile) > 1e-3);
     }
 }

@@ -1,6 +1,6 @@
 using TerDiT.Runtime.Cpu;
 using TerDiT.Runtime.Model;
-using TerDiT.Runtime.Sampling;
+using TerDiT.Runtime.Diffusion;
 using Xunit;
 
 namespace TerDiT.Runtime.Tests;
@@ -17,7 +17,7 @@ public class SamplingRunTests
     static DiffusionSampler Sampler(Denoiser model)
     {
         var c = ModelTests.Small;
-        return new DiffusionSampler(model, c.InChannels, c.InputSize, c.LearnSigma, c.NullClass);
+        return new DiffusionSampler(model, c.InChannels, c.InputSize, DiffusionProcess.For(c), c.NullClass);
     }
 
     /// <summary>

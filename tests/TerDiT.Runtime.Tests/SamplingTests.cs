@@ -1,5 +1,5 @@
+using TerDiT.Runtime.Diffusion;
 using TerDiT.Runtime.Model;
-using TerDiT.Runtime.Sampling;
 using Xunit;
 
 namespace TerDiT.Runtime.Tests;
@@ -29,6 +29,9 @@ public class SamplingTests
         Assert.True(TestData.RelativeError(other, a.AsSpan(0, 1000)) > 1);
     }
 
+    /// <summary>DiT's diffusion for a model with or without the learned-range variance channels.</summary>
+    internal static DiffusionProcess Dit(bool learnSigma) => new(DiffusionSchedule.Linear(), learnSigma ? VarianceKind.LearnedRange : VarianceKind.FixedLarge);
+
     /// <summary>An oracle that knows x0: ε = (x_t − √ᾱ_t·x0) / √(1 − ᾱ_t) at ORIGINAL timestep t.</summary>
     static Denoiser Oracle(float[] x0, int per, bool learnSigma, List<int>? seen = null)
     {
@@ -55,12 +58,30 @@ public class SamplingTests
         int n = 2, c = 3, size = 4, per = c * size * size;
         var x0 = TestData.Normal(n * per, 1).Select(v => 0.95f * MathF.Tanh(v)).ToArray();
         var seen = new List<int>();
-        var sampler = new DiffusionSampler(Oracle(x0, per, learnSigma: true, seen), c, size, learnSigma: true, nullClass: 9);
+        var sampler = new DiffusionSampler(Oracle(x0, per, learnSigma: true, seen), c, size, Dit(learnSigma: true), nullClass: 9);
         var result = sampler.Sample([1, 2], kind, steps, guidance: 1, seed: 5);
         TestData.AssertClose(x0, result, 0, 2e-5);
         // The model saw the original timesteps of the respaced schedule, highest first, no CFG doubling.
         var expectedSteps = DiffusionSchedule.SpacedTimesteps(1000, steps).Reverse().SelectMany(t => new[] { t, t });
         Assert.Equal(expectedSteps, seen);
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(5)]
+    [InlineData(25)]
+    public void OracleEpsilonRecoversX0WithDpmSolver(int steps)
+    {
+        int n = 2, c = 3, size = 4, per = c * size * size;
+        var x0 = TestData.Normal(n * per, 2).Select(v => 0.95f * MathF.Tanh(v)).ToArray();
+        var seen = new List<int>();
+        var sampler = new DiffusionSampler(Oracle(x0, per, learnSigma: true, seen), c, size, Dit(learnSigma: true), nullClass: 9);
+        var result = sampler.Sample([1, 2], SamplerKind.DpmPlusPlus2M, steps, guidance: 1, seed: 5);
+        // Every x̂0 is x0, so every step stays on x0's trajectory and the last returns x0: float rounding only.
+        TestData.AssertClose(x0, result, 0, 2e-5);
+        var scheduler = Dit(learnSigma: true).CreateScheduler(SamplerKind.DpmPlusPlus2M);
+        scheduler.SetTimesteps(steps);
+        Assert.Equal(scheduler.Timesteps.ToArray().SelectMany(t => new[] { t, t }), seen);
     }
 
     [Fact]
@@ -78,7 +99,7 @@ public class SamplingTests
                 output.Slice(j * 2 * per + per, per).Fill(y[j] == 9 ? -0.5f : 0.5f);
             }
         };
-        var sampler = new DiffusionSampler(model, c, size, learnSigma: true, nullClass: 9);
+        var sampler = new DiffusionSampler(model, c, size, Dit(learnSigma: true), nullClass: 9);
         // One DDIM step (t = 0, ᾱ_prev = 1) returns x̂0 = clip(√(1/ᾱ)·x_T − √(1/ᾱ − 1)·ε).
         var result = sampler.Sample([1, 3], SamplerKind.Ddim, steps: 1, guidance: 4, seed: 11, firstImage: 5);
         Assert.Equal([1, 3, 9, 9], labelsSeen.Single());
@@ -114,7 +135,7 @@ public class SamplingTests
                 if (learnSigma) output.Slice(j * outPer + per, per).Fill(0.3f);
             }
         };
-        new DiffusionSampler(model, c, size, learnSigma, nullClass: 5).Sample([2], SamplerKind.Ddpm, steps: 2, guidance: 1, seed: 3, firstImage: 1);
+        new DiffusionSampler(model, c, size, Dit(learnSigma), nullClass: 5).Sample([2], SamplerKind.Ddpm, steps: 2, guidance: 1, seed: 3, firstImage: 1);
         var s = DiffusionSchedule.Linear().Respace(2);
         float[] xT = new float[per], z = new float[per];
         GaussianNoise.Fill(3, 1UL << 20, xT);
@@ -137,10 +158,10 @@ public class SamplingTests
         float[] Run(int threads, int[] labels, long first, SamplerKind kind, ulong seed)
         {
             var model = new RuntimeModel(weights, new RuntimeOptions { Threads = threads });
-            return new DiffusionSampler(model.Forward, c.InChannels, c.InputSize, c.LearnSigma, c.NullClass)
+            return new DiffusionSampler(model.Forward, c.InChannels, c.InputSize, DiffusionProcess.For(c), c.NullClass)
                 .Sample(labels, kind, steps: 6, guidance: 2.5, seed, first);
         }
-        foreach (var kind in new[] { SamplerKind.Ddpm, SamplerKind.Ddim })
+        foreach (var kind in new[] { SamplerKind.Ddpm, SamplerKind.Ddim, SamplerKind.DpmPlusPlus2M })
         {
             var one = Run(1, [0, 3, 4], 0, kind, 42);
             Assert.Equal(one, Run(2, [0, 3, 4], 0, kind, 42));
@@ -154,7 +175,7 @@ public class SamplingTests
     [Fact]
     public void BadArgumentsAreRejected()
     {
-        var sampler = new DiffusionSampler((x, t, y, o) => { }, 1, 2, false, 3);
+        var sampler = new DiffusionSampler((x, t, y, o) => { }, 1, 2, Dit(learnSigma: false), 3);
         Assert.Throws<ArgumentOutOfRangeException>(() => sampler.Sample([0], SamplerKind.Ddim, 0, 1, 1));
         Assert.Throws<ArgumentOutOfRangeException>(() => sampler.Sample([0], SamplerKind.Ddim, 10, -1, 1));
         Assert.Throws<ArgumentException>(() => sampler.Sample([], SamplerKind.Ddim, 10, 1, 1));

@@ -5,7 +5,7 @@ using System.Text.Json.Nodes;
 using TerDiT.Runtime.Imaging;
 using TerDiT.Runtime;
 using TerDiT.Runtime.Model;
-using TerDiT.Runtime.Sampling;
+using TerDiT.Runtime.Diffusion;
 using Xunit;
 
 namespace TerDiT.Serve.Tests;

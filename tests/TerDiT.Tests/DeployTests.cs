@@ -1,7 +1,7 @@
 using TerDiT.Runtime;
 using TerDiT.Runtime.Imaging;
 using TerDiT.Runtime.Model;
-using TerDiT.Runtime.Sampling;
+using TerDiT.Runtime.Diffusion;
 using TerDiT.Testing;
 using Xunit;
 using static TerDiT.Tests.PackFixtures;

@@ -1,5 +1,5 @@
 using TerDiT.Diffusion;
-using TerDiT.Runtime.Sampling;
+using TerDiT.Runtime.Diffusion;
 using TorchSharp;
 using Xunit;
 using Xunit.Abstractions;

@@ -3,9 +3,9 @@ using TerDiT.Model;
 using TerDiT.Packing;
 using TerDiT.Runtime.Config;
 using TerDiT.Runtime.Cpu;
+using TerDiT.Runtime.Diffusion;
 using TerDiT.Runtime.Ops;
 using TerDiT.Runtime.Model;
-using TerDiT.Runtime.Sampling;
 using TerDiT.Testing;
 using Xunit;
 using Xunit.Abstractions;
@@ -164,7 +164,7 @@ public class RuntimeParityTests(ITestOutputHelper output)
         const ulong Seed = 99;
 
         var runtime = new RuntimeModel(RuntimeWeights.FromModel(model), new RuntimeOptions { Threads = 2 });
-        var sampler = new DiffusionSampler(runtime.Forward, config.InChannels, config.InputSize, config.LearnSigma, config.NullClass);
+        var sampler = new DiffusionSampler(runtime.Forward, config.InChannels, config.InputSize, DiffusionProcess.For(config), config.NullClass);
         var actual = sampler.Sample(labels, SamplerKind.Ddim, steps, Guidance, Seed);
 
         var xT = new float[labels.Length * per];

@@ -11,9 +11,9 @@ using TerDiT.Packing;
 using TerDiT.Runtime;
 using TerDiT.Runtime.Config;
 using TerDiT.Runtime.Cpu;
+using TerDiT.Runtime.Diffusion;
 using TerDiT.Runtime.Format;
 using TerDiT.Runtime.Model;
-using TerDiT.Runtime.Sampling;
 using TorchSharp;
 
 namespace TerDiT.Cli.Bench;

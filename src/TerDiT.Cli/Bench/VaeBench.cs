@@ -9,7 +9,7 @@ using TerDiT.Runtime.Config;
 using TerDiT.Runtime.Cpu;
 using TerDiT.Runtime.Format;
 using TerDiT.Runtime.Model;
-using TerDiT.Runtime.Sampling;
+using TerDiT.Runtime.Diffusion;
 using TerDiT.Runtime.Vae;
 using TerDiT.Vae;
 using TorchSharp;

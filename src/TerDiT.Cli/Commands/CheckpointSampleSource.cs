@@ -1,7 +1,7 @@
 using TerDiT.Imaging;
 using TerDiT.Model;
 using TerDiT.Runtime.Config;
-using TerDiT.Runtime.Sampling;
+using TerDiT.Runtime.Diffusion;
 using TerDiT.Training;
 using static TorchSharp.torch;
 

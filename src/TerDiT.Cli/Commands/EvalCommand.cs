@@ -8,7 +8,7 @@ using TerDiT.Data;
 using TerDiT.Evaluation;
 using TerDiT.Runtime;
 using TerDiT.Runtime.Imaging;
-using TerDiT.Runtime.Sampling;
+using TerDiT.Runtime.Diffusion;
 using TerDiT.Training;
 using static TorchSharp.torch;
 
@@ -35,7 +35,7 @@ static class EvalCommand
         var weights = new Option<string>("--weights") { Description = "ema or raw (--checkpoint only)", DefaultValueFactory = _ => "ema" };
         var samples = new Option<int>("--samples") { Description = "images to generate (balanced classes)", Required = true };
         var steps = new Option<int>("--steps") { Description = "sampling steps (respaced from 1000)", DefaultValueFactory = _ => 50 };
-        var sampler = new Option<string>("--sampler") { Description = "ddim (eta 0) or ddpm", DefaultValueFactory = _ => "ddim" };
+        var sampler = SamplerOption.Create();
         var cfg = new Option<double>("--cfg") { Description = "classifier-free guidance scale (1: none)", DefaultValueFactory = _ => 1.5 };
         var seed = new Option<ulong>("--seed") { Description = "seed of the sampling noise", DefaultValueFactory = _ => 0 };
         var batch = new Option<int>("--batch") { Description = "images sampled at once (bounds the memory)", DefaultValueFactory = _ => 100 };
@@ -44,7 +44,6 @@ static class EvalCommand
         var grid = new Option<string?>("--grid") { Description = "PNG of the first samples: one row per class, up to 8 columns" };
         var device = DeviceOption.Create();
         var threads = ThreadsOption.Create();
-        sampler.AcceptOnlyFromAmong("ddim", "ddpm");
         weights.AcceptOnlyFromAmong("ema", "raw");
 
         var command = new Command("eval", "Sample N images from a checkpoint or a packed model and score them: FID, precision, recall, class accuracy.");
@@ -62,7 +61,7 @@ static class EvalCommand
             MemoryBudget.Require(MemoryBudget.Multiply(n, 2 * 128 * 8 + 3 * 1024 * 8), $"--samples {n}: scoring {n} samples");
             var gridPath = p.GetValue(grid);
             var outPath = p.GetValue(output);
-            var kind = p.GetValue(sampler) == "ddpm" ? SamplerKind.Ddpm : SamplerKind.Ddim;
+            var kind = SamplerOption.Resolve(p.GetValue(sampler)!);
             double cfgScale = p.GetValue(cfg);
             ulong baseSeed = p.GetValue(seed);
 

@@ -1,7 +1,7 @@
 using TerDiT.Runtime;
 using TerDiT.Runtime.Config;
 using TerDiT.Runtime.Cpu;
-using TerDiT.Runtime.Sampling;
+using TerDiT.Runtime.Diffusion;
 
 namespace TerDiT.Cli.Commands;
 

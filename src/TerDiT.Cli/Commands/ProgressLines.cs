@@ -1,5 +1,5 @@
 using System.Globalization;
-using TerDiT.Runtime.Sampling;
+using TerDiT.Runtime.Diffusion;
 
 namespace TerDiT.Cli.Commands;
 

@@ -3,7 +3,7 @@ using System.Globalization;
 using TerDiT.Runtime;
 using TerDiT.Runtime.Config;
 using TerDiT.Runtime.Imaging;
-using TerDiT.Runtime.Sampling;
+using TerDiT.Runtime.Diffusion;
 using TerDiT.Training;
 
 namespace TerDiT.Cli.Commands;
@@ -25,7 +25,7 @@ static class SampleCommand
         var classes = new Option<string?>("--classes") { Description = "comma-separated class indices, one grid row each (default: every class)" };
         var perClass = new Option<int>("--per-class") { Description = "images per class (grid columns)", DefaultValueFactory = _ => 4 };
         var steps = new Option<int>("--steps") { Description = "sampling steps (respaced from 1000)", DefaultValueFactory = _ => 50 };
-        var sampler = new Option<string>("--sampler") { Description = "ddim (eta 0) or ddpm", DefaultValueFactory = _ => "ddim" };
+        var sampler = SamplerOption.Create();
         var cfg = new Option<double>("--cfg") { Description = "classifier-free guidance scale (1: none)", DefaultValueFactory = _ => 1.5 };
         var seed = new Option<ulong>("--seed") { Description = "seed of the sampling noise", DefaultValueFactory = _ => 0 };
         var output = new Option<string>("--out") { Description = "PNG file to write", Required = true };
@@ -38,7 +38,6 @@ static class SampleCommand
         {
             Description = "epsilon channels classifier-free guidance applies to (--model; default all; 3 reproduces DiT's and the TerDiT authors' rule)",
         };
-        sampler.AcceptOnlyFromAmong("ddim", "ddpm");
         weights.AcceptOnlyFromAmong("ema", "raw");
 
         var command = new Command("sample", "Sample a grid of images (one row per class) from a checkpoint or a packed model into a PNG.");
@@ -70,7 +69,7 @@ static class SampleCommand
             if (columns <= 0) throw new ArgumentException($"--per-class must be positive, not {columns}");
             CheckGrid(c, rows.Count, columns);
             int[] labels = rows.SelectMany(k => Enumerable.Repeat(k, columns)).ToArray(); // row r holds classes[r]
-            var images = NamingTheModel(source.Path, () => source.Sample(labels, p.GetValue(sampler) == "ddpm" ? SamplerKind.Ddpm : SamplerKind.Ddim,
+            var images = NamingTheModel(source.Path, () => source.Sample(labels, SamplerOption.Resolve(p.GetValue(sampler)!),
                 stepCount, scale, p.GetValue(seed))); // (N, C, H, W)
             string png = p.GetValue(output)!;
             PngGrid.Save(png, images, labels.Length, source.ImageChannels, source.ImageSize, source.ImageSize, rows.Count, columns);

@@ -1,5 +1,5 @@
 using TerDiT.Runtime.Config;
-using TerDiT.Runtime.Sampling;
+using TerDiT.Runtime.Diffusion;
 
 namespace TerDiT.Cli.Commands;
 

@@ -4,7 +4,7 @@ namespace TerDiT.Runtime.Model;
 
 /// <summary>
 /// A TerDiT forward pass on some backend (the CPU <see cref="RuntimeModel"/>, or a GPU model): the model call of
-/// docs/DESIGN.md, which the samplers use as their <see cref="Sampling.Denoiser"/>.
+/// docs/DESIGN.md, which the samplers use as their <see cref="Diffusion.Denoiser"/>.
 /// </summary>
 public interface IDenoiserModel
 {

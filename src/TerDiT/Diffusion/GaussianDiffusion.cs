@@ -1,4 +1,4 @@
-using TerDiT.Runtime.Sampling;
+using TerDiT.Runtime.Diffusion;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -123,9 +123,28 @@ public sealed class GaussianDiffusion
     }
 
     /// <summary>
+    /// One DPM-Solver++(2M) step from step i of <see cref="Schedule"/> (all of <paramref name="t"/> equal to i) to step i − 1
+    /// (to x̂0 at i = 0): x_next = a·x + b·x̂0 + c·x̂0_prev with the float64 coefficients of
+    /// <see cref="DpmSolverMultistepScheduler.UpdateCoefficients"/> (the runtime scheduler's arithmetic), second order when
+    /// <paramref name="previousX0"/> (the x̂0 of step i + 1) is given and i > 0. Returns the next sample and this step's x̂0.
+    /// </summary>
+    public (Tensor Next, Tensor PredX0) DpmSolverStep(DenoiserFn model, Tensor x, Tensor t, Tensor y, Tensor? previousX0, bool clipDenoised = true)
+    {
+        var p = PMeanVariance(model, x, t, y, clipDenoised);
+        int i = (int)t[0].item<long>();
+        if (!t.eq(i).all().item<bool>()) throw new ArgumentException("a DPM-Solver++ step takes one step index for the whole batch");
+        if (previousX0 is not null) CheckSameShape(previousX0, x, "previousX0", "x");
+        var (a, b, c) = DpmSolverMultistepScheduler.UpdateCoefficients(Schedule, i, secondOrder: previousX0 is not null && i > 0);
+        var next = a * x + b * p.PredX0;
+        if (c != 0) next = next + c * previousX0!;
+        return (next, p.PredX0);
+    }
+
+    /// <summary>
     /// Runs the reverse process from x_T = <paramref name="noise"/> (N, C, H, W) down to x_0 over every step of
     /// <see cref="Schedule"/>, without gradients. <paramref name="progress"/>(done, total) is called after each step.
-    /// Returns x_0 (in [−1, 1] when <paramref name="clipDenoised"/> and DDIM/DDPM's last step is noise-free).
+    /// Returns x_0 (in [−1, 1] up to rounding when <paramref name="clipDenoised"/>: every sampler's last step returns x̂0).
+    /// For DPM-Solver++ the schedule must be respaced to its timesteps (<see cref="DiffusionProcess.SamplingSchedule"/>).
     /// </summary>
     public Tensor SampleLoop(DenoiserFn model, Tensor noise, Tensor y, SamplerKind kind, Generator generator,
         double eta = 0.0, bool clipDenoised = true, Action<int, int>? progress = null)
@@ -135,46 +154,55 @@ public sealed class GaussianDiffusion
             throw new ArgumentException($"labels must be ({noise.shape[0]}), got {TensorShape.Format(y)}");
         using var noGrad = no_grad();
         var x = noise;
+        Tensor? previousX0 = null;                            // DPM-Solver++: x̂0 of the step before
         for (int i = NumTimesteps - 1, done = 1; i >= 0; i--, done++)
         {
             using var scope = NewDisposeScope();
             var t = full([noise.shape[0]], i, dtype: ScalarType.Int64, device: noise.device);
-            var next = kind switch
+            Tensor next;
+            switch (kind)
             {
-                SamplerKind.Ddpm => PSample(model, x, t, y, generator, clipDenoised),
-                SamplerKind.Ddim => DdimSample(model, x, t, y, eta, generator, clipDenoised),
-                _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "unknown sampler"),
-            };
+                case SamplerKind.Ddpm: next = PSample(model, x, t, y, generator, clipDenoised); break;
+                case SamplerKind.Ddim: next = DdimSample(model, x, t, y, eta, generator, clipDenoised); break;
+                case SamplerKind.DpmPlusPlus2M:
+                    (next, var predX0) = DpmSolverStep(model, x, t, y, previousX0, clipDenoised);
+                    previousX0?.Dispose();
+                    previousX0 = scope.MoveToOuter(predX0);
+                    break;
+                default: throw new ArgumentOutOfRangeException(nameof(kind), kind, "unknown sampler");
+            }
             next = scope.MoveToOuter(next);
             if (!ReferenceEquals(x, noise)) x.Dispose();
             x = next;
             progress?.Invoke(done, NumTimesteps);
         }
+        previousX0?.Dispose();
         return x;
     }
 
     /// <summary>
-    /// Generates samples end to end: DiT's 1000-step linear schedule respaced to <paramref name="steps"/>,
-    /// x_T ~ N(0, I) of <paramref name="shape"/> (N, C, H, W) drawn in float32 from <paramref name="generator"/> (CPU),
-    /// moved to <paramref name="device"/> and cast to <paramref name="dtype"/>, classifier-free guidance with
-    /// <paramref name="cfgScale"/> (1 = none) and <paramref name="nullClass"/>, pred-x0 clipped to [−1, 1].
-    /// <paramref name="y"/>: (N) labels. Returns x_0 (N, C, H, W) in [−1, 1] on <paramref name="device"/>.
+    /// Generates samples end to end: <paramref name="process"/> (null: DiT's, <see cref="DiffusionProcess.For"/> of a
+    /// learned-sigma model) respaced to the <paramref name="steps"/> timesteps of <paramref name="kind"/>
+    /// (<see cref="DiffusionProcess.SamplingSchedule"/>), x_T ~ N(0, I) of <paramref name="shape"/> (N, C, H, W) drawn in
+    /// float32 from <paramref name="generator"/> (CPU), moved to <paramref name="device"/> and cast to <paramref name="dtype"/>,
+    /// classifier-free guidance with <paramref name="cfgScale"/> (1 = none) and <paramref name="nullClass"/>, pred-x0 clipped
+    /// to [−1, 1] when the process clips samples. <paramref name="y"/>: (N) labels. Returns x_0 (N, C, H, W) on <paramref name="device"/>.
     /// </summary>
     public static Tensor Sample(DenoiserFn model, long[] shape, Tensor y, SamplerKind kind, int steps, double cfgScale,
         int nullClass, Generator generator, Device device, Action<int, int>? progress = null,
-        VarianceKind variance = VarianceKind.LearnedRange, double eta = 0.0, ScalarType dtype = ScalarType.Float32)
+        DiffusionProcess? process = null, double eta = 0.0, ScalarType dtype = ScalarType.Float32)
     {
         if (shape is not { Length: >= 2 } || shape.Any(d => d < 1))
             throw new ArgumentException($"shape must be (N, C, …) with positive sizes, got ({string.Join(", ", shape ?? [])})", nameof(shape));
-        if (steps < 1 || steps > 1000) throw new ArgumentOutOfRangeException(nameof(steps), steps, "steps must be in 1..1000");
-        var diffusion = new GaussianDiffusion(DiffusionSchedule.Linear().Respace(steps), variance);
+        process ??= new DiffusionProcess(DiffusionSchedule.Linear(), VarianceKind.LearnedRange);
+        var diffusion = new GaussianDiffusion(process.SamplingSchedule(kind, steps), process.Variance);
         var guided = ClassifierFreeGuidance.Wrap(model, cfgScale, nullClass);
         using var cpuNoise = randn(shape, dtype: ScalarType.Float32, generator: generator);
         using var noise = cpuNoise.to(dtype, device);
         using var labels = y.to(ScalarType.Int64, device);
-        using var x0 = diffusion.SampleLoop(guided, noise, labels, kind, generator, eta, clipDenoised: true, progress);
+        using var x0 = diffusion.SampleLoop(guided, noise, labels, kind, generator, eta, process.ClipSample, progress);
         // The last step returns the clipped x̂0 up to float rounding of the posterior coefficients; make [−1, 1] exact.
-        return x0.clamp(-1.0, 1.0);
+        return process.ClipSample ? x0.clamp(-1.0, 1.0) : x0.clone();
     }
 
     (Tensor Mean, Tensor Variance, Tensor LogVariance, Tensor PredX0, Tensor Eps) MeanVarianceFromOutput(

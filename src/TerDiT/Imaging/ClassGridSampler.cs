@@ -1,7 +1,7 @@
 using TerDiT.Diffusion;
 using TerDiT.Model;
 using TerDiT.Runtime;
-using TerDiT.Runtime.Sampling;
+using TerDiT.Runtime.Diffusion;
 using TerDiT.Training;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -20,8 +20,8 @@ public static class ClassGridSampler
     /// <summary>
     /// Generates <c>classes.Count · perClass</c> images, row r holding <paramref name="perClass"/> samples of
     /// <c>classes[r]</c>: labels (N) = each class repeated <paramref name="perClass"/> times, sampled without
-    /// gradients in chunks of <see cref="MaxChunk"/> images by <see cref="GaussianDiffusion.Sample"/> over
-    /// <paramref name="steps"/> respaced steps with guidance <paramref name="cfgScale"/>. Chunk 0 draws x_T and
+    /// gradients in chunks of <see cref="MaxChunk"/> images by <see cref="GaussianDiffusion.Sample"/> over the model's
+    /// <see cref="DiffusionProcess"/> respaced to <paramref name="steps"/> steps with guidance <paramref name="cfgScale"/>. Chunk 0 draws x_T and
     /// all sampler noise from one CPU generator seeded with <paramref name="seed"/>, chunk k ≥ 1 from one seeded
     /// <c>Seeds.Derive(seed, 5, k)</c>. Returns (N, C, H, W) in [−1, 1] on the CPU; same inputs on the same
     /// machine give the same tensor.
@@ -48,6 +48,7 @@ public static class ClassGridSampler
             MemoryBudget.Require(MemoryBudget.Multiply(2 * chunk, ActivationMemory.InferenceBytesPerImage(config)), $"sampling {chunk} images of {shape} ({config.Tokens} tokens) at once");
 
         model.eval();
+        var process = DiffusionProcess.For(config);
         using var _ = no_grad();
         var result = empty([n, config.InChannels, config.InputSize, config.InputSize]); // (N, C, H, W) CPU
         for (int k = 0; k < chunks; k++)
@@ -58,7 +59,7 @@ public static class ClassGridSampler
             var y = tensor(Enumerable.Range((int)first, (int)count).Select(i => (long)classes[i / perClass]).ToArray(), [count]); // (B)
             var x = GaussianDiffusion.Sample((xt, t, yy) => model.call(xt, t, yy), [count, config.InChannels, config.InputSize, config.InputSize],
                 y, sampler, steps, cfgScale, config.NullClass, generator, device,
-                progress is null ? null : (done, total) => progress(k * total + done, chunks * total), dtype: dtype); // (B, C, H, W)
+                progress is null ? null : (done, total) => progress(k * total + done, chunks * total), process, dtype: dtype); // (B, C, H, W)
             result.narrow(0, first, count).copy_(x.to(ScalarType.Float32, CPU));
         }
         return result;

@@ -5,7 +5,7 @@ using TerDiT.Diffusion;
 using TerDiT.Model;
 using TerDiT.Runtime;
 using TerDiT.Runtime.Config;
-using TerDiT.Runtime.Sampling;
+using TerDiT.Runtime.Diffusion;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -27,7 +27,7 @@ public sealed class Trainer : IDisposable
 {
     readonly ITrainingSet data;
     readonly DataOrder order;
-    readonly GaussianDiffusion diffusion = new(DiffusionSchedule.Linear(), VarianceKind.LearnedRange);
+    readonly GaussianDiffusion diffusion;
     readonly FlatParameters flat;
     readonly AdamW optimizer;
     readonly Ema ema;
@@ -45,6 +45,8 @@ public sealed class Trainer : IDisposable
         if (communicator is not null) DataSharding.PerRank(options.BatchSize, communicator.WorldSize);
         this.communicator = communicator;
         Model = model; Options = options; RunDir = runDir; Step = step;
+        var process = DiffusionProcess.For(model.Config);
+        diffusion = new GaussianDiffusion(process.Schedule, process.Variance);
         this.data = data; this.dtype = dtype;
         this.device = device ?? CPU;
         order = new DataOrder(options.Seed, data.Count, options.BatchSize);

@@ -1,4 +1,4 @@
-namespace TerDiT.Runtime.Sampling;
+namespace TerDiT.Runtime.Diffusion;
 
 /// <summary>
 /// Seeded standard-normal numbers addressed by (seed, stream, index), so any element can be drawn

@@ -1,4 +1,4 @@
-namespace TerDiT.Runtime.Sampling;
+namespace TerDiT.Runtime.Diffusion;
 
 /// <summary>
 /// The float64 arithmetic of a Gaussian diffusion (DDPM / IDDPM / DiT): betas, cumulative products,
@@ -116,19 +116,29 @@ public sealed class DiffusionSchedule
     }
 
     /// <summary>
-    /// This schedule respaced to <paramref name="count"/> steps (IDDPM <c>SpacedDiffusion</c>): keeps the steps
-    /// <see cref="SpacedTimesteps"/>(<see cref="NumTimesteps"/>, count), with betas recomputed so the kept
-    /// cumulative products are unchanged: <c>beta'_j = 1 − ᾱ[k_j] / ᾱ[k_{j−1}]</c> (ᾱ before the first = 1).
-    /// The new map sends step j to this schedule's original timestep <c>TimestepMap[k_j]</c>.
+    /// This schedule respaced to <paramref name="count"/> steps (IDDPM <c>SpacedDiffusion</c>): the steps
+    /// <see cref="SpacedTimesteps"/>(<see cref="NumTimesteps"/>, count) kept by <see cref="Respace(IReadOnlyList{int})"/>.
     /// </summary>
-    public DiffusionSchedule Respace(int count)
+    public DiffusionSchedule Respace(int count) => Respace(SpacedTimesteps(NumTimesteps, count));
+
+    /// <summary>
+    /// This schedule reduced to the steps <paramref name="kept"/> (strictly increasing indices of this schedule), with
+    /// betas recomputed so the kept cumulative products are unchanged: <c>beta'_j = 1 − ᾱ[k_j] / ᾱ[k_{j−1}]</c>
+    /// (ᾱ before the first = 1). The new map sends step j to this schedule's original timestep <c>TimestepMap[k_j]</c>.
+    /// </summary>
+    /// <exception cref="ArgumentException">kept is empty, not strictly increasing, or outside 0..NumTimesteps−1.</exception>
+    public DiffusionSchedule Respace(IReadOnlyList<int> kept)
     {
-        int[] kept = SpacedTimesteps(NumTimesteps, count);
+        ArgumentNullException.ThrowIfNull(kept);
+        int count = kept.Count;
+        if (count == 0) throw new ArgumentException("a respaced schedule needs at least one step", nameof(kept));
         var betas = new double[count];
         var map = new int[count];
         double last = 1.0;
         for (int j = 0; j < count; j++)
         {
+            if (kept[j] < 0 || kept[j] >= NumTimesteps || (j > 0 && kept[j] <= kept[j - 1]))
+                throw new ArgumentException($"kept steps must be strictly increasing in 0..{NumTimesteps - 1} (entry {j} = {kept[j]})", nameof(kept));
             double ac = _alphasCumprod[kept[j]];
             betas[j] = 1.0 - ac / last;
             last = ac;

@@ -1,4 +1,4 @@
-namespace TerDiT.Runtime.Sampling;
+namespace TerDiT.Runtime.Diffusion;
 
 /// <summary>
 /// The model as the samplers see it (DESIGN.md "Model call"): x (N, C, H, W), ORIGINAL timestep

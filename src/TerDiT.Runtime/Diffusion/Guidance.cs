@@ -1,4 +1,4 @@
-namespace TerDiT.Runtime.Sampling;
+namespace TerDiT.Runtime.Diffusion;
 
 /// <summary>
 /// Classifier-free guidance of one image's epsilon: <c>ε = ε_u + s·(ε_c − ε_u)</c> on the first

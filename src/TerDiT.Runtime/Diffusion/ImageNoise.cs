@@ -1,4 +1,4 @@
-namespace TerDiT.Runtime.Sampling;
+namespace TerDiT.Runtime.Diffusion;
 
 /// <summary>
 /// Which noise one image draws: image <see cref="Index"/> of the noise of <see cref="Seed"/>. Its x_T is stream
