@@ -39,6 +39,23 @@ public class DiffusionSamplingTests(ITestOutputHelper output)
         Assert.True(Value((x - x0).abs().max()) < 1e-4);
     }
 
+    [Theory]
+    [InlineData(ScalarType.Float64, 1e-9)]
+    [InlineData(ScalarType.Float32, 1e-4)]
+    public void DpmSolverWithTheOracleRecoversX0AtItsTimesteps(ScalarType dtype, double tol)
+    {
+        var schedule = new DiffusionProcess(DiffusionSchedule.Linear(), VarianceKind.LearnedRange).SamplingSchedule(SamplerKind.DpmPlusPlus2M, 10);
+        var d = new GaussianDiffusion(schedule);
+        var g = new Generator(23);
+        var x0 = (rand([3, 2, 4, 4], dtype: ScalarType.Float64, generator: g) * 1.8 - 0.9).to(dtype);
+        var seen = new List<long[]>();
+        var x = d.SampleLoop(DiffusionTestModels.Oracle(x0, learnedSigma: true, v: 0.3, seen), randn([3, 2, 4, 4], generator: g).to(dtype),
+            zeros(3, dtype: ScalarType.Int64), SamplerKind.DpmPlusPlus2M, g);
+        // Every x̂0 is x0, so each step stays on x0's trajectory and the last returns x0: rounding only.
+        Assert.True(Value((x - x0).abs().max()) < tol, $"max error {Value((x - x0).abs().max())}");
+        Assert.Equal([999, 899, 799, 699, 599, 500, 400, 300, 200, 100], seen.Select(s => (int)s[0]).ToArray());
+    }
+
     /// <summary>
     /// Reference: for N(m, s²) data and its exact noise predictor every step is affine in x_t plus Gaussian noise,
     /// x_{t−1} = A·x_t + B + σ·z, so the final mean and variance follow exactly from x_T ~ N(0, 1).

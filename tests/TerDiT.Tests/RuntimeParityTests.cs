@@ -147,13 +147,15 @@ public class RuntimeParityTests(ITestOutputHelper output)
     }
 
     /// <summary>
-    /// End to end: the runtime's DDIM sampler with guidance against the TorchSharp diffusion
+    /// End to end: the runtime's DDIM and DPM-Solver++(2M) samplers with guidance against the TorchSharp diffusion
     /// (<see cref="GaussianDiffusion.SampleLoop"/> over <see cref="ClassifierFreeGuidance.Wrap"/>) on the
-    /// same weights, started from the same x_T (the runtime's noise stream, handed to TorchSharp). DDIM
-    /// with eta 0 draws nothing else, so the two must agree up to float rounding carried through the steps.
+    /// same weights, started from the same x_T (the runtime's noise stream, handed to TorchSharp). Both samplers
+    /// draw nothing else, so the two must agree up to float rounding carried through the steps.
     /// </summary>
-    [Fact]
-    public void DdimSamplesMatchTorchSharpDiffusion()
+    [Theory]
+    [InlineData(SamplerKind.Ddim)]
+    [InlineData(SamplerKind.DpmPlusPlus2M)]
+    public void SamplesMatchTorchSharpDiffusion(SamplerKind kind)
     {
         var config = Variant("tiny");
         using var model = RandomModel(config, 23);
@@ -163,23 +165,24 @@ public class RuntimeParityTests(ITestOutputHelper output)
         const double Guidance = 2.0;
         const ulong Seed = 99;
 
+        var process = DiffusionProcess.For(config);
         var runtime = new RuntimeModel(RuntimeWeights.FromModel(model), new RuntimeOptions { Threads = 2 });
-        var sampler = new DiffusionSampler(runtime.Forward, config.InChannels, config.InputSize, DiffusionProcess.For(config), config.NullClass);
-        var actual = sampler.Sample(labels, SamplerKind.Ddim, steps, Guidance, Seed);
+        var sampler = new DiffusionSampler(runtime.Forward, config.InChannels, config.InputSize, process, config.NullClass);
+        var actual = sampler.Sample(labels, kind, steps, Guidance, Seed);
 
         var xT = new float[labels.Length * per];
         for (int j = 0; j < labels.Length; j++) GaussianNoise.Fill(Seed, (ulong)j << 20, xT.AsSpan(j * per, per)); // streams of DiffusionSampler
-        var diffusion = new GaussianDiffusion(DiffusionSchedule.Linear().Respace(steps));
+        var diffusion = new GaussianDiffusion(process.SamplingSchedule(kind, steps));
         var guided = ClassifierFreeGuidance.Wrap((x, t, y) => model.call(x, t, y), Guidance, config.NullClass);
         float[] expected;
         using (NewDisposeScope())
         {
             var noise = tensor(xT).reshape(labels.Length, config.InChannels, config.InputSize, config.InputSize);
-            var x0 = diffusion.SampleLoop(guided, noise, tensor(labels.Select(v => (long)v).ToArray()), SamplerKind.Ddim, new Generator(1, CPU));
+            var x0 = diffusion.SampleLoop(guided, noise, tensor(labels.Select(v => (long)v).ToArray()), kind, new Generator(1, CPU));
             expected = x0.clamp(-1, 1).data<float>().ToArray();
         }
         double err = RelativeError(actual, expected);
-        output.WriteLine($"DDIM {steps} steps, cfg {Guidance}: ‖runtime − torch‖/‖torch‖ = {err:E3}");
+        output.WriteLine($"{kind} {steps} steps, cfg {Guidance}: ‖runtime − torch‖/‖torch‖ = {err:E3}");
         Assert.True(err < 1e-4, $"relative error {err:E3}");
     }
 

@@ -1,5 +1,7 @@
 using TerDiT.Data;
+using TerDiT.Imaging;
 using TerDiT.Runtime.Config;
+using TerDiT.Runtime.Diffusion;
 using TerDiT.Testing;
 using TerDiT.Training;
 using TorchSharp;
@@ -99,6 +101,25 @@ public class TrainingTests
         Assert.Contains("--lr", Assert.Throws<ArgumentException>(() => Trainer.Resume(root, options with { LearningRate = 1e-3 }, data, "fashion-mnist")).Message);
         Assert.Contains("images", Assert.Throws<ArgumentException>(() => Trainer.Resume(root, options, data.Take(8), "fashion-mnist")).Message);
         Assert.Contains("--resume", Assert.Throws<InvalidOperationException>(() => Trainer.Start(Micro, options, data, "fashion-mnist", root)).Message);
+    }
+
+    [Fact]
+    public void ModelWithoutLearnedSigmaTrainsAndSamplesWithFixedVariance()
+    {
+        var config = Micro with { LearnSigma = false };                   // outputs ε only: C channels
+        var data = MicroData(8);
+        var options = new TrainOptions { Steps = 2, BatchSize = 4, CheckpointEvery = 0 };
+        using var root = new TempDirectory("fixed-variance");
+        var losses = new List<double>();
+        using var t = Trainer.Start(config, options, data, "fashion-mnist", root);
+        t.Run(m => losses.Add(m.Loss));
+        Assert.All(losses, l => Assert.True(double.IsFinite(l) && l > 0));
+        foreach (var kind in new[] { SamplerKind.Ddpm, SamplerKind.Ddim, SamplerKind.DpmPlusPlus2M })
+        {
+            using var images = ClassGridSampler.Sample(t.Model, [0, 3], 2, kind, steps: 3, cfgScale: 1.5, seed: 1); // (4, 1, 8, 8)
+            Assert.Equal([4L, 1, 8, 8], images.shape);
+            Assert.True(images.abs().max().item<float>() <= 1f);
+        }
     }
 
     [Fact]
