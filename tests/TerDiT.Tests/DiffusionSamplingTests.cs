@@ -44,7 +44,7 @@ public class DiffusionSamplingTests(ITestOutputHelper output)
     [InlineData(ScalarType.Float32, 1e-4)]
     public void DpmSolverWithTheOracleRecoversX0AtItsTimesteps(ScalarType dtype, double tol)
     {
-        var schedule = new DiffusionProcess(DiffusionSchedule.Linear(), VarianceKind.LearnedRange).SamplingSchedule(SamplerKind.DpmPlusPlus2M, 10);
+        var schedule = DiffusionTestModels.Dit.SamplingSchedule(SamplerKind.DpmPlusPlus2M, 10);
         var d = new GaussianDiffusion(schedule);
         var g = new Generator(23);
         var x0 = (rand([3, 2, 4, 4], dtype: ScalarType.Float64, generator: g) * 1.8 - 0.9).to(dtype);
@@ -130,15 +130,15 @@ public class DiffusionSamplingTests(ITestOutputHelper output)
         x0[1] = full([1, 4, 4], 1.3f); // outside the data range: the result must still lie in [−1, 1]
         var calls = new List<(int, int)>();
         var oracle = DiffusionTestModels.Oracle(x0, learnedSigma: true);
-        var a = GaussianDiffusion.Sample(oracle, [2, 1, 4, 4], tensor(new long[] { 3, 5 }), SamplerKind.Ddim, 10, 1.0, 10, new Generator(9), CPU, (i, n) => calls.Add((i, n)));
+        var a = GaussianDiffusion.Sample(oracle, DiffusionTestModels.Dit, [2, 1, 4, 4], tensor(new long[] { 3, 5 }), SamplerKind.Ddim, 10, 1.0, 10, new Generator(9), CPU, (i, n) => calls.Add((i, n)));
         Assert.Equal([2L, 1, 4, 4], a.shape);
         Assert.Equal(Enumerable.Range(1, 10).Select(i => (i, 10)), calls);
         Assert.True(Value((a[0] - 0.4).abs().max()) < 1e-4);
         Assert.True(Value((a[1] - 1.0).abs().max()) < 1e-6);
         DenoiserFn noisy = (x, t, y) => cat([0.5 * x, zeros_like(x)], 1);
-        var b1 = GaussianDiffusion.Sample(noisy, [2, 1, 4, 4], tensor(new long[] { 3, 5 }), SamplerKind.Ddpm, 10, 4.0, 10, new Generator(9), CPU);
-        var b2 = GaussianDiffusion.Sample(noisy, [2, 1, 4, 4], tensor(new long[] { 3, 5 }), SamplerKind.Ddpm, 10, 4.0, 10, new Generator(9), CPU);
-        var b3 = GaussianDiffusion.Sample(noisy, [2, 1, 4, 4], tensor(new long[] { 3, 5 }), SamplerKind.Ddpm, 10, 4.0, 10, new Generator(10), CPU);
+        var b1 = GaussianDiffusion.Sample(noisy, DiffusionTestModels.Dit, [2, 1, 4, 4], tensor(new long[] { 3, 5 }), SamplerKind.Ddpm, 10, 4.0, 10, new Generator(9), CPU);
+        var b2 = GaussianDiffusion.Sample(noisy, DiffusionTestModels.Dit, [2, 1, 4, 4], tensor(new long[] { 3, 5 }), SamplerKind.Ddpm, 10, 4.0, 10, new Generator(9), CPU);
+        var b3 = GaussianDiffusion.Sample(noisy, DiffusionTestModels.Dit, [2, 1, 4, 4], tensor(new long[] { 3, 5 }), SamplerKind.Ddpm, 10, 4.0, 10, new Generator(10), CPU);
         Assert.True(b1.eq(b2).all().item<bool>());
         Assert.False(b1.eq(b3).all().item<bool>());
         Assert.True(Value(b1.abs().max()) <= 1.0);

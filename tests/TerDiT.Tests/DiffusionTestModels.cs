@@ -7,6 +7,9 @@ namespace TerDiT.Tests;
 /// <summary>Analytic denoisers for the diffusion tests.</summary>
 static class DiffusionTestModels
 {
+    /// <summary>DiT's diffusion of a learned-sigma model: the 1000-step linear schedule, learned-range variance, clipped samples.</summary>
+    public static readonly DiffusionProcess Dit = new(DiffusionSchedule.Linear(), VarianceKind.LearnedRange);
+
     /// <summary>ᾱ at ORIGINAL timesteps t (N), float64 → x's dtype, shaped (N, 1, …, 1).</summary>
     public static Tensor AlphaBarAt(Tensor t, Tensor x)
     {

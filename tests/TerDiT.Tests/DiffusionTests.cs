@@ -153,7 +153,7 @@ public class DiffusionTests
         var e4 = Assert.Throws<ArgumentException>(() => d.SampleLoop(epsOnly, x, zeros(3, dtype: ScalarType.Int64), SamplerKind.Ddim, new Generator(1)));
         Assert.Contains("labels must be (2)", e4.Message);
         Assert.Throws<ArgumentOutOfRangeException>(() => ClassifierFreeGuidance.Wrap(epsOnly, double.NaN, 10));
-        Assert.Throws<ArgumentOutOfRangeException>(() => GaussianDiffusion.Sample(epsOnly, [1, 1, 2, 2], zeros(1, dtype: ScalarType.Int64), SamplerKind.Ddim, 0, 1.0, 10, new Generator(1), CPU));
+        Assert.Throws<ArgumentOutOfRangeException>(() => GaussianDiffusion.Sample(epsOnly, DiffusionTestModels.Dit, [1, 1, 2, 2], zeros(1, dtype: ScalarType.Int64), SamplerKind.Ddim, 0, 1.0, 10, new Generator(1), CPU));
     }
 
     [Fact]

@@ -359,7 +359,7 @@ static class RuntimeBench
         var c = model.Config;
         using var scope = torch.NewDisposeScope();
         using var g = new torch.Generator(1, torch.CPU);
-        GaussianDiffusion.Sample((x, t, y) => model.call(x, t, y), [1, c.InChannels, c.InputSize, c.InputSize], torch.tensor(new long[] { 0 }),
+        GaussianDiffusion.Sample((x, t, y) => model.call(x, t, y), DiffusionProcess.For(c), [1, c.InChannels, c.InputSize, c.InputSize], torch.tensor(new long[] { 0 }),
             SamplerKind.Ddim, 1, Guidance, c.NullClass, g, torch.CPU);
     };
 

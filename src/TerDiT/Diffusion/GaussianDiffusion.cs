@@ -181,20 +181,18 @@ public sealed class GaussianDiffusion
     }
 
     /// <summary>
-    /// Generates samples end to end: <paramref name="process"/> (null: DiT's, <see cref="DiffusionProcess.For"/> of a
-    /// learned-sigma model) respaced to the <paramref name="steps"/> timesteps of <paramref name="kind"/>
+    /// Generates samples end to end: <paramref name="process"/> respaced to the <paramref name="steps"/> timesteps of <paramref name="kind"/>
     /// (<see cref="DiffusionProcess.SamplingSchedule"/>), x_T ~ N(0, I) of <paramref name="shape"/> (N, C, H, W) drawn in
     /// float32 from <paramref name="generator"/> (CPU), moved to <paramref name="device"/> and cast to <paramref name="dtype"/>,
     /// classifier-free guidance with <paramref name="cfgScale"/> (1 = none) and <paramref name="nullClass"/>, pred-x0 clipped
     /// to [−1, 1] when the process clips samples. <paramref name="y"/>: (N) labels. Returns x_0 (N, C, H, W) on <paramref name="device"/>.
     /// </summary>
-    public static Tensor Sample(DenoiserFn model, long[] shape, Tensor y, SamplerKind kind, int steps, double cfgScale,
-        int nullClass, Generator generator, Device device, Action<int, int>? progress = null,
-        DiffusionProcess? process = null, double eta = 0.0, ScalarType dtype = ScalarType.Float32)
+    public static Tensor Sample(DenoiserFn model, DiffusionProcess process, long[] shape, Tensor y, SamplerKind kind, int steps, double cfgScale,
+        int nullClass, Generator generator, Device device, Action<int, int>? progress = null, double eta = 0.0, ScalarType dtype = ScalarType.Float32)
     {
         if (shape is not { Length: >= 2 } || shape.Any(d => d < 1))
             throw new ArgumentException($"shape must be (N, C, …) with positive sizes, got ({string.Join(", ", shape ?? [])})", nameof(shape));
-        process ??= new DiffusionProcess(DiffusionSchedule.Linear(), VarianceKind.LearnedRange);
+        ArgumentNullException.ThrowIfNull(process);
         var diffusion = new GaussianDiffusion(process.SamplingSchedule(kind, steps), process.Variance);
         var guided = ClassifierFreeGuidance.Wrap(model, cfgScale, nullClass);
         using var cpuNoise = randn(shape, dtype: ScalarType.Float32, generator: generator);

@@ -57,9 +57,9 @@ public static class ClassGridSampler
             long first = (long)k * chunk, count = Math.Min(chunk, n - first);
             using var generator = new Generator(k == 0 ? seed : Seeds.Derive(seed, ChunkStream, (ulong)k), CPU);
             var y = tensor(Enumerable.Range((int)first, (int)count).Select(i => (long)classes[i / perClass]).ToArray(), [count]); // (B)
-            var x = GaussianDiffusion.Sample((xt, t, yy) => model.call(xt, t, yy), [count, config.InChannels, config.InputSize, config.InputSize],
+            var x = GaussianDiffusion.Sample((xt, t, yy) => model.call(xt, t, yy), process, [count, config.InChannels, config.InputSize, config.InputSize],
                 y, sampler, steps, cfgScale, config.NullClass, generator, device,
-                progress is null ? null : (done, total) => progress(k * total + done, chunks * total), process, dtype: dtype); // (B, C, H, W)
+                progress is null ? null : (done, total) => progress(k * total + done, chunks * total), dtype: dtype); // (B, C, H, W)
             result.narrow(0, first, count).copy_(x.to(ScalarType.Float32, CPU));
         }
         return result;
