@@ -70,6 +70,11 @@ public class CliTests
         Assert.Equal(File.ReadAllBytes(a), File.ReadAllBytes(b));
         using var img = SixLabors.ImageSharp.Image.Load(a);
         Assert.Equal((3 * 34 + 2, 2 * 34 + 2), (img.Width, img.Height));
+        string dpm1 = Path.Combine(dir, "dpm1.png"), dpm2 = Path.Combine(dir, "dpm2.png");
+        Assert.Equal(0, Run([.. Sample(dpm1), "--sampler", "dpm++2m"]).Code);
+        Assert.Equal(0, Run([.. Sample(dpm2), "--sampler", "dpm++2m"]).Code);
+        Assert.Equal(File.ReadAllBytes(dpm1), File.ReadAllBytes(dpm2));
+        Assert.NotEqual(File.ReadAllBytes(a), File.ReadAllBytes(dpm1));
 
         AssertUsageError(Run("sample", "--checkpoint", run, "--classes", "0,12", "--out", a), "12");
     }

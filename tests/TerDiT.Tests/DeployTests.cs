@@ -25,8 +25,9 @@ public class DeployTests : IDisposable
         return packed;
     }
 
-    static string[] Sample(string model, string png, string mode, string threads) =>
-        ["sample", "--model", model, "--classes", "0,3", "--per-class", "3", "--steps", "3", "--cfg", "1.5", "--seed", "5", "--out", png, "--mode", mode, "--threads", threads];
+    static string[] Sample(string model, string png, string mode, string threads, string sampler = "ddim") =>
+        ["sample", "--model", model, "--classes", "0,3", "--per-class", "3", "--steps", "3", "--cfg", "1.5", "--seed", "5", "--out", png, "--mode", mode,
+         "--threads", threads, "--sampler", sampler];
 
     [Fact]
     public void SampleFromAPackedModelIsDeterministicAndIsThePipelinesGrid()
@@ -41,13 +42,20 @@ public class DeployTests : IDisposable
 
         // The grid holds exactly the pipeline's pixels, class 0 in row 0 and class 3 in row 1.
         using var pipe = TerDiTPipeline.Load(model, new RuntimeOptions { Threads = 2 });
-        var pixels = PngGrid.ToPixels(pipe.Sample([0, 3], 3, 3, SamplerKind.Ddim, 1.5, 5));
-        using var img = SixLabors.ImageSharp.Image.Load<SixLabors.ImageSharp.PixelFormats.L8>(a);
-        Assert.Equal((3 * 34 + 2, 2 * 34 + 2), (img.Width, img.Height));
-        for (int i = 0; i < 6; i++)
-            for (int y = 0; y < 32; y += 7)
-                for (int x = 0; x < 32; x += 5)
-                    Assert.Equal(pixels[i * 1024 + y * 32 + x], img[2 + i % 3 * 34 + x, 2 + i / 3 * 34 + y].PackedValue);
+        void AssertGridIs(string png, SamplerKind sampler)
+        {
+            var pixels = PngGrid.ToPixels(pipe.Sample([0, 3], 3, 3, sampler, 1.5, 5));
+            using var img = SixLabors.ImageSharp.Image.Load<SixLabors.ImageSharp.PixelFormats.L8>(png);
+            Assert.Equal((3 * 34 + 2, 2 * 34 + 2), (img.Width, img.Height));
+            for (int i = 0; i < 6; i++)
+                for (int y = 0; y < 32; y += 7)
+                    for (int x = 0; x < 32; x += 5)
+                        Assert.Equal(pixels[i * 1024 + y * 32 + x], img[2 + i % 3 * 34 + x, 2 + i / 3 * 34 + y].PackedValue);
+        }
+        AssertGridIs(a, SamplerKind.Ddim);
+        string dpm = Path.Combine(dir, "dpm.png");
+        Assert.Equal(0, Run(Sample(model, dpm, "exact", "2", "dpm++2m")).Code);
+        AssertGridIs(dpm, SamplerKind.DpmPlusPlus2M);
 
         Assert.Equal(0, Run(Sample(model, a8, "a8", "2")).Code);
         Assert.NotEqual(File.ReadAllBytes(a), File.ReadAllBytes(a8)); // int8 activations: close, not identical

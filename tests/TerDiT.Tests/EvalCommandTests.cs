@@ -65,6 +65,13 @@ public class EvalCommandTests
         var again = Path.Combine(dir, "again.json");
         Assert.Equal(0, Terdit.Run(Args(again, null)).Code);
         Assert.Equal(result.ToJsonString(), JsonNode.Parse(File.ReadAllText(again))!["result"]!.ToJsonString());
+
+        // DPM-Solver++ through the checkpoint path: other samples from the same noise.
+        var dpm = Path.Combine(dir, "dpm.json");
+        Assert.Equal(0, Terdit.Run([.. Args(dpm, null), "--sampler", "dpm++2m"]).Code);
+        var dpmJson = JsonNode.Parse(File.ReadAllText(dpm))!;
+        Assert.Equal("dpm++2m", (string)dpmJson["settings"]!["sampler"]!);
+        Assert.NotEqual(fid, (double)dpmJson["result"]!["Fid"]!);
     }
 
     [Fact]
@@ -75,11 +82,11 @@ public class EvalCommandTests
         Terdit.TrainTiny(run);
         var model = Path.Combine(dir, "tiny.tdit");
         Assert.Equal(0, Terdit.Run("pack", "--checkpoint", run, "--out", model, "--fp-dtype", "f32").Code);
-        JsonNode Eval(string mode, string name)
+        JsonNode Eval(string mode, string name, string sampler = "ddim")
         {
             var json = Path.Combine(dir, name);
             var r = Terdit.Run("eval", "--model", model, "--mode", mode, "--samples", "20", "--steps", "2", "--batch", "8", "--seed", "7",
-                "--reference-dir", Fixtures.FashionMnistDirectory, "--out", json, "--threads", "1");
+                "--reference-dir", Fixtures.FashionMnistDirectory, "--out", json, "--threads", "1", "--sampler", sampler);
             Assert.True(r.Code == 0, r.Err);
             Assert.Contains($"runtime {(mode == "a8" ? "A8" : "Exact")}", r.Out);
             return JsonNode.Parse(File.ReadAllText(json))!;
@@ -94,6 +101,9 @@ public class EvalCommandTests
         var a8 = Eval("a8", "a8.json");
         Assert.Equal("a8", (string)a8["settings"]!["mode"]!);
         Assert.InRange((double)a8["result"]!["ClassAccuracy"]!, 0, 1);
+        var dpm = Eval("exact", "dpm.json", "dpm++2m");
+        Assert.Equal("dpm++2m", (string)dpm["settings"]!["sampler"]!);
+        Assert.NotEqual((double)exact["result"]!["Fid"]!, (double)dpm["result"]!["Fid"]!);
 
         Terdit.AssertUsageError(Terdit.Run("eval", "--model", model, "--checkpoint", run, "--samples", "20"), "one of --checkpoint");
         // A packed model runs on the CUDA backend with --device cuda; without a GPU that is one line naming CUDA.
