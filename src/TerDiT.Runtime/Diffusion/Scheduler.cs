@@ -53,7 +53,7 @@ public abstract class Scheduler
     /// <summary>The schedule the model was trained with.</summary>
     public DiffusionSchedule TrainSchedule { get; }
 
-    /// <summary>Whether x̂0 is clipped to [−1, 1] before it is used (and so every output lies in [−1, 1]).</summary>
+    /// <summary>Whether x̂0 is clipped to [−1, 1] before it is used.</summary>
     public bool ClipSample { get; }
 
     /// <summary>The original timesteps the model is called at, in calling order (highest first); empty before <see cref="SetTimesteps"/>.</summary>
