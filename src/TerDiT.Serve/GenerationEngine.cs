@@ -165,7 +165,7 @@ public sealed class GenerationEngine : IDisposable
             {
                 int k = job.Admitted++;
                 var run = new ImageRun(job, k, _samplers[mode].Start([s.LabelOf(k)], [new ImageNoise(s.Seed, k)],
-                    ServedModel.Samplers[s.Sampler], s.Steps, s.Cfg));
+                    SamplerNames.Find(s.Sampler)!.Value, s.Steps, s.Cfg));
                 batch.Add(run);
                 _active.Add(run);
                 job.Active++;

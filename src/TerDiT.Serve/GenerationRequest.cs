@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text.Json;
+using TerDiT.Runtime.Diffusion;
 
 namespace TerDiT.Serve;
 
@@ -11,16 +12,15 @@ namespace TerDiT.Serve;
 /// <param name="Classes">Classes, one grid row each, by name or label.</param>
 /// <param name="Class">One class, by name or label (instead of <paramref name="Classes"/>).</param>
 /// <param name="PerClass">Images per class (grid columns), default 1.</param>
-/// <param name="Steps">Sampling steps, default 50.</param>
-/// <param name="Sampler">ddim (eta 0, default) or ddpm.</param>
+/// <param name="Steps">Sampling steps (model calls), default 10; at most 999 with dpm++2m.</param>
+/// <param name="Sampler">dpm++2m (DPM-Solver++(2M), default), ddim (eta 0) or ddpm.</param>
 /// <param name="Cfg">Classifier-free guidance scale ≥ 1 (1: none), default 1.5.</param>
 /// <param name="Seed">Seed of the noise, 0..2⁶⁴−1; drawn at random below 2⁵³ when left out.</param>
 /// <param name="Mode">exact or a8; default: the service's.</param>
 public sealed record GenerationRequest(JsonElement[]? Classes = null, JsonElement? Class = null, int? PerClass = null, int? Steps = null,
     string? Sampler = null, double? Cfg = null, ulong? Seed = null, string? Mode = null)
 {
-    public const int DefaultPerClass = 1, DefaultSteps = 50;
-    public const string DefaultSampler = "ddim";
+    public const int DefaultPerClass = 1;
     public const double DefaultCfg = 1.5;
 
     /// <summary>
@@ -47,11 +47,13 @@ public sealed record GenerationRequest(JsonElement[]? Classes = null, JsonElemen
                 else Error(field, $"{Quote(items[i])} is not a class of this model (names: {string.Join(", ", model.ClassNames)}; or a label 0..{model.Config.NumClasses - 1})");
             }
         }
-        int perClass = PerClass ?? DefaultPerClass, steps = Steps ?? DefaultSteps;
+        int perClass = PerClass ?? DefaultPerClass, steps = Steps ?? SamplerNames.DefaultSteps;
         if (perClass < 1) Error("per_class", $"images per class must be at least 1, not {perClass}");
-        if (steps < 1 || steps > limits.MaxSteps) Error("steps", $"steps must be in 1..{limits.MaxSteps}, not {steps}");
-        string sampler = Sampler ?? DefaultSampler, mode = Mode ?? model.DefaultMode;
-        if (!ServedModel.Samplers.ContainsKey(sampler)) Error("sampler", $"'{sampler}' is not a sampler (one of {string.Join(", ", ServedModel.Samplers.Keys)})");
+        string sampler = Sampler ?? SamplerNames.Default, mode = Mode ?? model.DefaultMode;
+        var kind = SamplerNames.Find(sampler);
+        if (kind is null) Error("sampler", $"'{sampler}' is not a sampler (one of {string.Join(", ", ServedModel.Samplers)})");
+        int maxSteps = kind is SamplerKind k ? Math.Min(limits.MaxSteps, model.Diffusion.MaxSteps(k)) : limits.MaxSteps;
+        if (steps < 1 || steps > maxSteps) Error("steps", $"steps must be in 1..{maxSteps}{(maxSteps < limits.MaxSteps ? $" with {sampler}" : "")}, not {steps}");
         if (!model.Denoisers.ContainsKey(mode)) Error("mode", $"'{mode}' is not a mode of this model (one of {string.Join(", ", model.Denoisers.Keys)})");
         double cfg = Cfg ?? DefaultCfg;
         if (!double.IsFinite(cfg)) Error("cfg", $"the guidance scale must be a finite number, not {cfg.ToString(CultureInfo.InvariantCulture)}");

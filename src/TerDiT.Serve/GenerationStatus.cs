@@ -39,7 +39,7 @@ public sealed record GenerationProgress(int Step, int Steps, int ImagesDone, int
 /// <param name="ClassIndices">Their labels.</param>
 /// <param name="PerClass">Images per class.</param>
 /// <param name="Steps">Sampling steps.</param>
-/// <param name="Sampler">ddim or ddpm.</param>
+/// <param name="Sampler">dpm++2m, ddim or ddpm.</param>
 /// <param name="Cfg">Classifier-free guidance scale.</param>
 /// <param name="Seed">Seed of the noise (image k draws (seed, k)).</param>
 /// <param name="Mode">exact or a8.</param>
@@ -66,7 +66,7 @@ public sealed record ModelInfo(string Name, Runtime.Config.TerDiTConfig Config, 
 
 /// <param name="PerClass">Images per class.</param>
 /// <param name="Steps">Sampling steps.</param>
-/// <param name="Sampler">ddim or ddpm.</param>
+/// <param name="Sampler">dpm++2m, ddim or ddpm.</param>
 /// <param name="Cfg">Classifier-free guidance scale.</param>
 /// <param name="Mode">Activation mode.</param>
 public sealed record RequestDefaults(int PerClass, int Steps, string Sampler, double Cfg, string Mode);

@@ -10,6 +10,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Http.Json;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using TerDiT.Runtime.Diffusion;
 using Microsoft.Extensions.Options;
 
 namespace TerDiT.Serve;
@@ -70,9 +71,9 @@ public static class ServeApp
     {
         var api = app.MapGroup("/v1").WithTags("generation");
         var model = engine.Model;
-        var info = new ModelInfo(model.Config.Name, model.Config, model.ClassNames, ServedModel.Samplers.Keys.ToArray(), model.Denoisers.Keys.ToArray(),
+        var info = new ModelInfo(model.Config.Name, model.Config, model.ClassNames, ServedModel.Samplers, model.Denoisers.Keys.ToArray(),
             model.Device, model.Config.InputSize,
-            new RequestDefaults(GenerationRequest.DefaultPerClass, GenerationRequest.DefaultSteps, GenerationRequest.DefaultSampler, GenerationRequest.DefaultCfg, model.DefaultMode),
+            new RequestDefaults(GenerationRequest.DefaultPerClass, SamplerNames.DefaultSteps, SamplerNames.Default, GenerationRequest.DefaultCfg, model.DefaultMode),
             engine.Limits);
         api.MapGet("/model", () => TypedResults.Ok(info))
             .WithSummary("The model: configuration, class names, samplers, modes, defaults and limits.");

@@ -45,9 +45,8 @@ public sealed class ServedModel : IDisposable
     /// <summary>The diffusion process requests are sampled over: schedule, variance, clipping.</summary>
     public DiffusionProcess Diffusion { get; }
 
-    /// <summary>Samplers a request may name.</summary>
-    public static IReadOnlyDictionary<string, SamplerKind> Samplers { get; } =
-        new Dictionary<string, SamplerKind> { ["ddim"] = SamplerKind.Ddim, ["ddpm"] = SamplerKind.Ddpm };
+    /// <summary>Samplers a request may name (<see cref="SamplerNames"/>).</summary>
+    public static IReadOnlyList<string> Samplers => SamplerNames.All;
 
     /// <summary>A sampler for this model over the forward of <paramref name="mode"/>.</summary>
     public DiffusionSampler Sampler(string mode) =>

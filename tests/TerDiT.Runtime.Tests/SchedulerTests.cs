@@ -71,6 +71,18 @@ public class SchedulerTests
         Assert.Throws<ArgumentOutOfRangeException>(() => Create(SamplerKind.DpmPlusPlus2M, 1000));
         Assert.Throws<ArgumentOutOfRangeException>(() => Create(SamplerKind.DpmPlusPlus2M, 0));
         Assert.Throws<ArgumentOutOfRangeException>(() => Create(SamplerKind.Ddim, 1001));
+        var process = DiffusionProcess.For(Presets.Get("TerDiT-Tiny"), new TditDiffusion { Steps = 500 });
+        Assert.Equal((499, 500, 500), (process.MaxSteps(SamplerKind.DpmPlusPlus2M), process.MaxSteps(SamplerKind.Ddim), process.MaxSteps(SamplerKind.Ddpm)));
+    }
+
+    [Fact]
+    public void SamplerNamesListEverySamplerOnce()
+    {
+        Assert.Equal(["ddim", "ddpm", "dpm++2m"], SamplerNames.All);
+        Assert.Contains(SamplerNames.Default, SamplerNames.All);
+        Assert.Equal(Enum.GetValues<SamplerKind>(), SamplerNames.All.Select(n => SamplerNames.Find(n)!.Value));
+        Assert.Null(SamplerNames.Find("DDIM"));                    // names are exact
+        Assert.InRange(SamplerNames.DefaultSteps, 1, DiffusionProcess.For(Presets.Get("TerDiT-S")).MaxSteps(SamplerKind.DpmPlusPlus2M));
     }
 
     /// <summary>x_t, ε and v of 6 elements, x̂0 of some outside [−1, 1] (to exercise the clipping).</summary>

@@ -31,7 +31,8 @@ public class ApiTests
         Assert.Equal("test-tiny", (string)model["name"]!);
         Assert.Equal(32, (int)model["config"]!["hidden_size"]!);
         Assert.Equal(TestService.ClassNames, model["classes"]!.AsArray().Select(n => (string)n!));
-        Assert.Equal(["ddim", "ddpm"], model["samplers"]!.AsArray().Select(n => (string)n!));
+        Assert.Equal(["ddim", "ddpm", "dpm++2m"], model["samplers"]!.AsArray().Select(n => (string)n!));
+        Assert.Equal(("dpm++2m", 10), ((string)model["defaults"]!["sampler"]!, (int)model["defaults"]!["steps"]!));
         Assert.Equal(["exact", "a8"], model["modes"]!.AsArray().Select(n => (string)n!));
         Assert.Equal("exact", (string)model["defaults"]!["mode"]!);
         Assert.Equal(200, (int)model["limits"]!["max_steps"]!);
@@ -93,10 +94,10 @@ public class ApiTests
         var job = await service.Post(new { @class = "Square", steps = 2 });
         var s = job.Settings;
         Assert.Equal([1], s.ClassIndices);
-        Assert.Equal((1, 2, "ddim", 1.5, "exact"), (s.PerClass, s.Steps, s.Sampler, s.Cfg, s.Mode));
+        Assert.Equal((1, 2, "dpm++2m", 1.5, "exact"), (s.PerClass, s.Steps, s.Sampler, s.Cfg, s.Mode));
         Assert.True(job.Settings.Seed < 1UL << 53);
         await service.WaitEnd(job.Id);
-        var (grid, _) = Expected(service, [1], 1, 2, SamplerKind.Ddim, 1.5, job.Settings.Seed);
+        var (grid, _) = Expected(service, [1], 1, 2, SamplerKind.DpmPlusPlus2M, 1.5, job.Settings.Seed);
         Assert.Equal(grid, await service.Bytes(job.Links.Self + "/image.png"));
     }
 
@@ -137,6 +138,17 @@ public class ApiTests
         Assert.True(errors.ContainsKey(field), $"errors name {string.Join(", ", errors.Select(e => e.Key))}, not {field}: {problem}");
         Assert.False(string.IsNullOrWhiteSpace((string)errors[field]![0]!));
         Assert.Equal(0, service.Calls.Started); // nothing was queued
+    }
+
+    [Fact]
+    public async Task StepsBeyondWhatTheSamplerTakesGet400()
+    {
+        await using var service = TestService.Start(new ServeLimits());         // up to 1000 steps; DPM-Solver++ takes 999 on T = 1000
+        var response = await service.Client.PostAsJsonAsync("/v1/generations", new { @class = 0, sampler = "dpm++2m", steps = 1000 });
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var errors = JsonNode.Parse(await response.Content.ReadAsStringAsync())!["errors"]!.AsObject();
+        Assert.Contains("1..999 with dpm++2m", (string)errors["steps"]![0]!);
+        Assert.Equal(0, service.Calls.Started);
     }
 
     [Fact]

@@ -71,7 +71,7 @@ public class BatchingTests
     public async Task ImagesBeyondTheBatchJoinAsRoomFrees()
     {
         await using var service = TestService.Start(new ServeLimits { BatchImages = 2 });
-        var job = await service.Post(new { classes = new[] { 0, 1, 2 }, per_class = 2, steps = 3, cfg = 1.0, seed = 2 });
+        var job = await service.Post(new { classes = new[] { 0, 1, 2 }, per_class = 2, steps = 3, sampler = "ddim", cfg = 1.0, seed = 2 });
         await service.WaitEnd(job.Id);
         Assert.All(service.Calls.Log, c => Assert.True(c.Labels.Length <= 2));
         using var pipe = new TerDiTPipeline(service.Weights, new RuntimeOptions { Threads = 1 });

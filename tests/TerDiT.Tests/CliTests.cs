@@ -70,11 +70,13 @@ public class CliTests
         Assert.Equal(File.ReadAllBytes(a), File.ReadAllBytes(b));
         using var img = SixLabors.ImageSharp.Image.Load(a);
         Assert.Equal((3 * 34 + 2, 2 * 34 + 2), (img.Width, img.Height));
-        string dpm1 = Path.Combine(dir, "dpm1.png"), dpm2 = Path.Combine(dir, "dpm2.png");
-        Assert.Equal(0, Run([.. Sample(dpm1), "--sampler", "dpm++2m"]).Code);
-        Assert.Equal(0, Run([.. Sample(dpm2), "--sampler", "dpm++2m"]).Code);
-        Assert.Equal(File.ReadAllBytes(dpm1), File.ReadAllBytes(dpm2));
-        Assert.NotEqual(File.ReadAllBytes(a), File.ReadAllBytes(dpm1));
+        string dpm = Path.Combine(dir, "dpm.png"), ddim1 = Path.Combine(dir, "ddim1.png"), ddim2 = Path.Combine(dir, "ddim2.png");
+        Assert.Equal(0, Run([.. Sample(dpm), "--sampler", "dpm++2m"]).Code);
+        Assert.Equal(File.ReadAllBytes(a), File.ReadAllBytes(dpm));                    // the default sampler is dpm++2m
+        Assert.Equal(0, Run([.. Sample(ddim1), "--sampler", "ddim"]).Code);
+        Assert.Equal(0, Run([.. Sample(ddim2), "--sampler", "ddim"]).Code);
+        Assert.Equal(File.ReadAllBytes(ddim1), File.ReadAllBytes(ddim2));
+        Assert.NotEqual(File.ReadAllBytes(a), File.ReadAllBytes(ddim1));
 
         AssertUsageError(Run("sample", "--checkpoint", run, "--classes", "0,12", "--out", a), "12");
     }

@@ -29,9 +29,9 @@ public class EvalCommandTests
         using var dir = new TempDirectory("cli-eval");
         var run = Path.Combine(dir, "run");
         Terdit.TrainTiny(run);
-        string[] Args(string json, string? grid) =>
+        string[] Args(string json, string? grid, string sampler = "ddim") =>
         [
-            "eval", "--checkpoint", run, "--samples", "20", "--steps", "2", "--batch", "8", "--seed", "7",
+            "eval", "--checkpoint", run, "--samples", "20", "--steps", "2", "--batch", "8", "--seed", "7", "--sampler", sampler,
             "--reference-dir", Fixtures.FashionMnistDirectory, "--out", json, "--threads", "1", .. grid is null ? [] : new[] { "--grid", grid },
         ];
         var jsonPath = Path.Combine(dir, "out", "results.json");
@@ -68,7 +68,7 @@ public class EvalCommandTests
 
         // DPM-Solver++ through the checkpoint path: other samples from the same noise.
         var dpm = Path.Combine(dir, "dpm.json");
-        Assert.Equal(0, Terdit.Run([.. Args(dpm, null), "--sampler", "dpm++2m"]).Code);
+        Assert.Equal(0, Terdit.Run(Args(dpm, null, "dpm++2m")).Code);
         var dpmJson = JsonNode.Parse(File.ReadAllText(dpm))!;
         Assert.Equal("dpm++2m", (string)dpmJson["settings"]!["sampler"]!);
         Assert.NotEqual(fid, (double)dpmJson["result"]!["Fid"]!);

@@ -138,7 +138,7 @@ static class ServeBench
                 {
                     long sent = Stopwatch.GetTimestamp();
                     HttpResponseMessage response;
-                    while ((response = await http.PostAsJsonAsync("/v1/generations", new { @class = k % classes, steps = s.Steps, seed = k, cfg = 1.5 })).StatusCode == HttpStatusCode.TooManyRequests)
+                    while ((response = await http.PostAsJsonAsync("/v1/generations", new { @class = k % classes, steps = s.Steps, sampler = "ddim", seed = k, cfg = 1.5 })).StatusCode == HttpStatusCode.TooManyRequests)
                     {
                         Interlocked.Increment(ref refusals);
                         await Task.Delay(response.Headers.RetryAfter?.Delta ?? TimeSpan.FromSeconds(1));

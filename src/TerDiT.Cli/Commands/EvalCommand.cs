@@ -34,7 +34,7 @@ static class EvalCommand
         var mode = RuntimeModeOption.Create();
         var weights = new Option<string>("--weights") { Description = "ema or raw (--checkpoint only)", DefaultValueFactory = _ => "ema" };
         var samples = new Option<int>("--samples") { Description = "images to generate (balanced classes)", Required = true };
-        var steps = new Option<int>("--steps") { Description = "sampling steps (respaced from 1000)", DefaultValueFactory = _ => 50 };
+        var steps = SamplerOption.CreateSteps();
         var sampler = SamplerOption.Create();
         var cfg = new Option<double>("--cfg") { Description = "classifier-free guidance scale (1: none)", DefaultValueFactory = _ => 1.5 };
         var seed = new Option<ulong>("--seed") { Description = "seed of the sampling noise", DefaultValueFactory = _ => 0 };

@@ -24,7 +24,7 @@ static class SampleCommand
         var model = new Option<string?>("--model") { Description = $"a packed .tdit model (terdit pack); runs on the pure-C# runtime, without libtorch (default, without --checkpoint: the shipped {ShippedModel.FileName})" };
         var classes = new Option<string?>("--classes") { Description = "comma-separated class indices, one grid row each (default: every class)" };
         var perClass = new Option<int>("--per-class") { Description = "images per class (grid columns)", DefaultValueFactory = _ => 4 };
-        var steps = new Option<int>("--steps") { Description = "sampling steps (respaced from 1000)", DefaultValueFactory = _ => 50 };
+        var steps = SamplerOption.CreateSteps();
         var sampler = SamplerOption.Create();
         var cfg = new Option<double>("--cfg") { Description = "classifier-free guidance scale (1: none)", DefaultValueFactory = _ => 1.5 };
         var seed = new Option<ulong>("--seed") { Description = "seed of the sampling noise", DefaultValueFactory = _ => 0 };

@@ -71,6 +71,9 @@ public sealed class DiffusionProcess
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "unknown sampler"),
     };
 
+    /// <summary>The most sampling steps <paramref name="kind"/> takes on <see cref="Schedule"/> (<see cref="Scheduler.MaxSteps"/>).</summary>
+    public int MaxSteps(SamplerKind kind) => CreateScheduler(kind).MaxSteps;
+
     /// <summary>
     /// <see cref="Schedule"/> respaced to the <paramref name="steps"/> steps <paramref name="kind"/> samples at
     /// (<see cref="Scheduler.StepSchedule"/>): what a tensor implementation of the same sampler runs over.

@@ -34,13 +34,16 @@ public sealed class DpmSolverMultistepScheduler(DiffusionSchedule trainSchedule,
     protected override int[] KeptSteps(int count)
     {
         int t = TrainSchedule.NumTimesteps;
-        if (count < 1 || count > t - 1)
-            throw new ArgumentOutOfRangeException(nameof(count), count, $"DPM-Solver++ takes 1..{t - 1} steps on a {t}-step schedule");
+        if (count < 1 || count > MaxSteps)
+            throw new ArgumentOutOfRangeException(nameof(count), count, $"DPM-Solver++ takes 1..{MaxSteps} steps on a {t}-step schedule");
         double stride = (t - 1) / (double)count;
         var steps = new int[count];
         for (int i = 1; i <= count; i++) steps[i - 1] = i == count ? t - 1 : (int)Math.Round(i * stride, MidpointRounding.ToEven);
         return steps;
     }
+
+    /// <summary>T − 1: the timesteps leave out 0, the end of sampling (σ = 0).</summary>
+    public override int MaxSteps => TrainSchedule.NumTimesteps - 1;
 
     /// <inheritdoc/>
     protected override void Restart() => _hasPrevious = false;

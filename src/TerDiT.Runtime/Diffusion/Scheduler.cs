@@ -66,7 +66,10 @@ public abstract class Scheduler
     /// <exception cref="InvalidOperationException">Before <see cref="SetTimesteps"/>.</exception>
     public DiffusionSchedule StepSchedule => _stepSchedule ?? throw new InvalidOperationException("call SetTimesteps before sampling");
 
-    /// <summary>Chooses <paramref name="count"/> sampling steps and starts a new sampling run.</summary>
+    /// <summary>The most sampling steps this scheduler takes on <see cref="TrainSchedule"/>: its length, unless a scheduler needs fewer.</summary>
+    public virtual int MaxSteps => TrainSchedule.NumTimesteps;
+
+    /// <summary>Chooses <paramref name="count"/> sampling steps (1..<see cref="MaxSteps"/>) and starts a new sampling run.</summary>
     /// <exception cref="ArgumentOutOfRangeException">count outside what this scheduler supports for the training schedule.</exception>
     public void SetTimesteps(int count)
     {

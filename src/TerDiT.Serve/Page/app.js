@@ -15,6 +15,7 @@ async function start() {
   for (const name of model.modes) $("mode").add(new Option(name, name, name === model.defaults.mode, name === model.defaults.mode));
   $("steps").max = model.limits.max_steps;
   $("per-class").max = model.limits.max_images_per_request;
+  $("steps").value = model.defaults.steps;
   $("cfg").value = model.defaults.cfg;
   randomSeed();
   $("random-seed").addEventListener("click", randomSeed);
