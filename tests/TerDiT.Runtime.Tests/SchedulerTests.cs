@@ -80,7 +80,7 @@ public class SchedulerTests
     {
         Assert.Equal(["ddim", "ddpm", "dpm++2m"], SamplerNames.All);
         Assert.Contains(SamplerNames.Default, SamplerNames.All);
-        Assert.Equal(Enum.GetValues<SamplerKind>(), SamplerNames.All.Select(n => SamplerNames.Find(n)!.Value));
+        Assert.Equal(Enum.GetValues<SamplerKind>().Order(), SamplerNames.All.Select(n => SamplerNames.Find(n)!.Value).Order());
         Assert.Null(SamplerNames.Find("DDIM"));                    // names are exact
         Assert.InRange(SamplerNames.DefaultSteps, 1, DiffusionProcess.For(Presets.Get("TerDiT-S")).MaxSteps(SamplerKind.DpmPlusPlus2M));
     }
@@ -337,5 +337,28 @@ public class SchedulerTests
 
         var e = Assert.Throws<ArgumentException>(() => DiffusionProcess.For(config, new TditDiffusion { Schedule = "cosine" }));
         Assert.Contains("'cosine' is not supported", e.Message);
+
+        // Pixel models clip x̂0, latent models do not; every scheduler of the process follows it.
+        Assert.True(dit.ClipSample);
+        var latent = DiffusionProcess.For(config, latent: true);
+        Assert.False(latent.ClipSample);
+        Assert.All(Enum.GetValues<SamplerKind>(), kind => Assert.False(latent.CreateScheduler(kind).ClipSample));
+        Assert.All(Enum.GetValues<SamplerKind>(), kind => Assert.True(dit.CreateScheduler(kind).ClipSample));
+    }
+
+    [Theory]
+    [InlineData(SamplerKind.Ddim)]
+    [InlineData(SamplerKind.Ddpm)]
+    [InlineData(SamplerKind.DpmPlusPlus2M)]
+    public void ALatentProcessSamplesWithoutClippingThroughTheSamplingLoop(SamplerKind kind)
+    {
+        // A model whose ε is −2·x_t: x̂0 = (√(1/ᾱ) + 2√(1/ᾱ − 1))·x_t, far outside [−1, 1] for x_t ~ N(0, 1), so clipping decides
+        // every step. The pixel process's samples stay in [−1, 1]; the latent process's leave it (the loop does not clamp).
+        Denoiser model = (x, t, y, o) => { for (int k = 0; k < x.Length; k++) o[k] = -2 * x[k]; };
+        var config = new TerDiTConfig { HiddenSize = 32, Depth = 1, NumHeads = 2, LearnSigma = false };
+        float[] Run(bool latent) => new DiffusionSampler(model, 1, 4, DiffusionProcess.For(config, latent: latent), 10)
+            .Sample([0, 1], kind, steps: 3, guidance: 1.5, seed: 2);
+        Assert.All(Run(latent: false), v => Assert.InRange(v, -1f, 1f));
+        Assert.Contains(Run(latent: true), v => Math.Abs(v) > 1.5f);
     }
 }

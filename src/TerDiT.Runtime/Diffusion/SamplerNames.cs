@@ -16,7 +16,7 @@ public static class SamplerNames
     static readonly (string Name, SamplerKind Kind)[] Choices =
         [("ddim", SamplerKind.Ddim), ("ddpm", SamplerKind.Ddpm), ("dpm++2m", SamplerKind.DpmPlusPlus2M)];
 
-    /// <summary>Every name, in the order of <see cref="SamplerKind"/>.</summary>
+    /// <summary>Every name, one per <see cref="SamplerKind"/>.</summary>
     public static IReadOnlyList<string> All { get; } = Choices.Select(c => c.Name).ToArray();
 
     /// <summary>The sampler <paramref name="name"/> names, or null for any other string.</summary>
