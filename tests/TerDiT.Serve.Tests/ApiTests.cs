@@ -52,6 +52,7 @@ public class ApiTests
             Assert.Contains(path, paths);
         Assert.NotNull(doc["paths"]!["/v1/generations/{id}"]!["delete"]);
         Assert.NotNull(doc["paths"]!["/v1/generations"]!["post"]!["responses"]!["429"]);
+        Assert.Contains("dpm++2m", (string)doc["components"]!["schemas"]!["GenerationRequest"]!["properties"]!["sampler"]!["description"]!);
 
         var page = await service.Client.GetAsync("/");
         Assert.Equal("text/html", page.Content.Headers.ContentType!.MediaType);
