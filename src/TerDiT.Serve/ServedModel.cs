@@ -70,12 +70,15 @@ public sealed class ServedModel : IDisposable
     /// <param name="defaultMode">The mode of requests that name none.</param>
     /// <param name="backend">The model of one mode over the file's weights.</param>
     /// <exception cref="TditFormatException">The file is not a valid packed model.</exception>
+    /// <exception cref="ArgumentException">The file holds a latent model.</exception>
     public static ServedModel Load(string path, string device, GemmMode defaultMode, Func<IWeightSource, GemmMode, IDenoiserModel> backend)
     {
         var file = TditFile.Open(path);
         var owned = new List<IDisposable>();
         try
         {
+            if (file.Info.Latent is not null)
+                throw new ArgumentException($"{path}: a latent model (its samples are VAE latents); the service serves pixel models only");
             var weights = new TditWeightSource(file);
             var diffusion = DiffusionProcess.For(file);
             var denoisers = new Dictionary<string, Denoiser>();

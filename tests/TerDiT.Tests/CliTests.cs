@@ -37,6 +37,11 @@ public class CliTests
         AssertUsageError(Run("train", "--preset", "TerDiT-Tiny", "--out", "x", "--device", "tpu"), "tpu");
         AssertUsageError(Run("sample", "--checkpoint", "/nonexistent/run", "--out", "x.png"), "not found");
         AssertUsageError(Run("sample", "--checkpoint", "x", "--out", "x.png", "--sampler", "euler"), "euler");
+        // The shipped model's 1000-step schedule: DPM-Solver++ takes at most 999 steps, DDIM 1000; zero is nobody's.
+        AssertUsageError(Run("sample", "--sampler", "dpm++2m", "--steps", "1000", "--out", "x.png"), "--steps must lie in 1..999");
+        AssertUsageError(Run("sample", "--sampler", "ddim", "--steps", "1001", "--out", "x.png"), "--steps must lie in 1..1000");
+        AssertUsageError(Run("sample", "--steps", "0", "--out", "x.png"), "--steps must be positive");
+        AssertUsageError(Run("eval", "--model", Path.Combine(Fixtures.RepoRoot, "models", "terdit-s-fmnist.tdit"), "--sampler", "dpm++2m", "--steps", "1000", "--samples", "10"), "--steps must lie in 1..999");
         AssertUsageError(Run("frobnicate"), "frobnicate");
     }
 

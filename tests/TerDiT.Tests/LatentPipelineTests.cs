@@ -57,6 +57,7 @@ public sealed class LatentPipelineTests : IDisposable
         using var image = Image.Load<Rgb24>(png); // 8×8 latents × 8 = 64² RGB cells, 1 row per class
         Assert.Equal((2 + 66, 2 + 2 * 66), (image.Width, image.Height));
         AssertUsageError(Run([.. sample, "--vae", TinyVae, "--cfg-channels", "5"]), "--cfg-channels must be in 1..4");
+        AssertUsageError(Run("serve", "--model", model, "--port", "0"), "a latent model"); // the service decodes no latents
     }
 
     [Fact]

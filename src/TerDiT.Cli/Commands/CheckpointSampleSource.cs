@@ -32,6 +32,7 @@ sealed class CheckpointSampleSource : SampleSource
 
     public override TerDiTConfig Config => model.Config;
     public override string Path { get; }
+    public override DiffusionProcess Diffusion => DiffusionProcess.For(Config);
     public override long? Step { get; }
     public override string Description => $"{Path} (step {Step}, {Kind(Config)})";
 

@@ -73,6 +73,7 @@ static class EvalCommand
                 ? PackedSampleSource.Open(modelPath, RuntimeModeOption.Resolve(p.GetValue(mode)!), p.GetValue(device)!, p.GetValue(threads), batchSize)
                 : CheckpointSampleSource.Open(ckptArg!, p.GetValue(weights) == "raw" ? WeightsKind.Raw : WeightsKind.Ema, p.GetValue(device)!, p.GetValue(threads));
             var config = source.Config;
+            source.CheckSteps(kind, stepCount);
             if (config.InChannels != 1 || config.InputSize != FeatureClassifier.InputSize || config.NumClasses != FeatureClassifier.NumClasses)
                 throw new ArgumentException($"eval scores 1×{FeatureClassifier.InputSize}×{FeatureClassifier.InputSize} images of {FeatureClassifier.NumClasses} classes; " +
                                             $"{source.Path} holds a {config.InChannels}×{config.InputSize}×{config.InputSize} model of {config.NumClasses} classes");

@@ -44,6 +44,7 @@ sealed class PackedSampleSource : SampleSource
     public override string Description => $"{Path} (packed, {Kind(Config)}, {engine})";
     public override int ImageChannels => pipe.ImageChannels;
     public override int ImageSize => pipe.ImageSize;
+    public override DiffusionProcess Diffusion => pipe.Diffusion;
 
     public override float[] Sample(int[] labels, SamplerKind sampler, int steps, double cfg, ulong seed) =>
         pipe.Sample(labels, 1, steps, sampler, cfg, seed, progress is null ? null : new ProgressLines(progress, "sampling", "steps"),

@@ -52,7 +52,7 @@ static class SampleCommand
             int? threadCount = p.GetValue(threads);
             if (threadCount is <= 0) throw new ArgumentException($"--threads must be positive, not {threadCount}");
             int stepCount = p.GetValue(steps);
-            if (stepCount is < 1 or > 1000) throw new ArgumentException($"--steps must lie in 1..1000 (the 1000-step schedule respaced), not {stepCount}");
+            if (stepCount < 1) throw new ArgumentException($"--steps must be positive, not {stepCount}");
             string? vaeDir = p.GetValue(vae);
             int? guided = p.GetValue(cfgChannels);
             if (modelPath is null && (vaeDir is not null || guided is not null))
@@ -64,12 +64,14 @@ static class SampleCommand
                     vae: vaeDir, guidedChannels: guided, progress: stdout)
                 : CheckpointSampleSource.Open(ckptPath!, p.GetValue(weights) == "raw" ? WeightsKind.Raw : WeightsKind.Ema, p.GetValue(device)!, threadCount);
             var c = source.Config;
+            var kind = SamplerOption.Resolve(p.GetValue(sampler)!);
+            source.CheckSteps(kind, stepCount);
             var rows = ParseClasses(p.GetValue(classes), c.NumClasses);
             int columns = p.GetValue(perClass);
             if (columns <= 0) throw new ArgumentException($"--per-class must be positive, not {columns}");
             CheckGrid(c, rows.Count, columns);
             int[] labels = rows.SelectMany(k => Enumerable.Repeat(k, columns)).ToArray(); // row r holds classes[r]
-            var images = NamingTheModel(source.Path, () => source.Sample(labels, SamplerOption.Resolve(p.GetValue(sampler)!),
+            var images = NamingTheModel(source.Path, () => source.Sample(labels, kind,
                 stepCount, scale, p.GetValue(seed))); // (N, C, H, W)
             string png = p.GetValue(output)!;
             PngGrid.Save(png, images, labels.Length, source.ImageChannels, source.ImageSize, source.ImageSize, rows.Count, columns);

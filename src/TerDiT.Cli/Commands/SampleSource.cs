@@ -23,6 +23,16 @@ abstract class SampleSource : IDisposable
     public virtual int ImageChannels => Config.InChannels;
     /// <summary>Side of the images <see cref="Sample"/> returns.</summary>
     public virtual int ImageSize => Config.InputSize;
+    /// <summary>The diffusion process <see cref="Sample"/> runs: schedule, variance, clipping.</summary>
+    public abstract DiffusionProcess Diffusion { get; }
+
+    /// <summary>Refuses a step count <paramref name="sampler"/> cannot take on <see cref="Diffusion"/>'s schedule, naming <c>--steps</c>.</summary>
+    public void CheckSteps(SamplerKind sampler, int steps)
+    {
+        int max = Diffusion.MaxSteps(sampler);
+        if (steps < 1 || steps > max)
+            throw new ArgumentException($"--steps must lie in 1..{max} for this sampler (the {Diffusion.Schedule.NumTimesteps}-step schedule respaced), not {steps}");
+    }
 
     /// <summary>
     /// One image per entry of <paramref name="labels"/>: (B, <see cref="ImageChannels"/>, <see cref="ImageSize"/>,
