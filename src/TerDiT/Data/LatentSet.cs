@@ -3,6 +3,7 @@ using System.Runtime.InteropServices;
 using System.Text.Json;
 using TerDiT.Runtime.Format;
 using TerDiT.Runtime.Import;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace TerDiT.Data;
@@ -154,7 +155,8 @@ public sealed class LatentSet : ITrainingSet
         using var generator = new Generator(sampleSeed, CPU);
         long[] shape = [n, Channels, Height, Width];
         var eps = randn(shape, ScalarType.Float32, generator: generator);                      // (N, C, h, w)
-        var x = tensor(mean, shape).add(tensor(std, shape).mul(eps)).mul(Latent.ScalingFactor);  // (N, C, h, w)
+        using var scaling = Latent.ScalingFactor.ToScalar();
+        var x = tensor(mean, shape).Plus(tensor(std, shape).mul(eps)).mul(scaling);              // (N, C, h, w)
         var y = tensor(labels, [n]);
         return (x.to(dtype, device ?? CPU).MoveToOuterDisposeScope(), y.to(device ?? CPU).MoveToOuterDisposeScope());
     }

@@ -20,14 +20,15 @@ public static class ClassifierFreeGuidance
         return (x, t, y) =>
         {
             using var scope = NewDisposeScope();
+            using var s = new ScalarHolder();
             long n = x.shape[0], c = x.shape[1];
-            var nullLabels = full_like(y, nullClass);
+            var nullLabels = full_like(y, s.Of(nullClass));
             var output = model(cat([x, x], 0), cat([t, t], 0), cat([y, nullLabels], 0)); // (2N, C or 2C, H, W)
             var cond = output.narrow(0, 0, n);                                            // (N, …)
             var uncond = output.narrow(0, n, n);
             var epsC = cond.narrow(1, 0, c);                                              // (N, C, H, W)
             var epsU = uncond.narrow(1, 0, c);
-            var eps = epsU + scale * (epsC - epsU);
+            var eps = epsU.Plus(s.Of(scale) * (epsC - epsU));
             var result = cond.shape[1] == c ? eps : cat([eps, cond.narrow(1, c, cond.shape[1] - c)], 1);
             return scope.MoveToOuter(result);
         };

@@ -37,7 +37,7 @@ public sealed class GaussianDiffusion
     {
         CheckSameShape(x0, noise, "x0", "noise");
         CheckSteps(t, x0);
-        return Extract(Schedule.SqrtAlphasCumprod, t, x0) * x0 + Extract(Schedule.SqrtOneMinusAlphasCumprod, t, x0) * noise;
+        return (Extract(Schedule.SqrtAlphasCumprod, t, x0) * x0).Plus(Extract(Schedule.SqrtOneMinusAlphasCumprod, t, x0) * noise);
     }
 
     /// <summary>
@@ -48,7 +48,7 @@ public sealed class GaussianDiffusion
     {
         CheckSameShape(x0, xt, "x0", "xt");
         CheckSteps(t, xt);
-        var mean = Extract(Schedule.PosteriorMeanCoef1, t, xt) * x0 + Extract(Schedule.PosteriorMeanCoef2, t, xt) * xt;
+        var mean = (Extract(Schedule.PosteriorMeanCoef1, t, xt) * x0).Plus(Extract(Schedule.PosteriorMeanCoef2, t, xt) * xt);
         return (mean, Extract(Schedule.PosteriorVariance, t, xt), Extract(Schedule.PosteriorLogVarianceClipped, t, xt));
     }
 
@@ -75,16 +75,17 @@ public sealed class GaussianDiffusion
         var output = CallModel(model, xt, t, y);              // (N, C or 2C, H, W)
         long c = x0.shape[1];
         var eps = output.narrow(1, 0, c);                     // (N, C, H, W)
-        var mse = MeanFlat((noise - eps).square());           // (N)
+        var mse = MeanFlat((noise - eps).Squared());          // (N)
         if (Variance != VarianceKind.LearnedRange) return (mse, mse, null);
 
         var frozen = cat([eps.detach(), output.narrow(1, c, c)], 1);
         var p = MeanVarianceFromOutput(frozen, xt, t, clipDenoised: false);
         var (trueMean, _, trueLogVar) = QPosteriorMeanVariance(x0, xt, t);
-        var kl = MeanFlat(GaussianLikelihood.NormalKl(trueMean, trueLogVar, p.Mean, p.LogVariance)) / Math.Log(2.0);
-        var decoderNll = -MeanFlat(GaussianLikelihood.DiscretizedGaussianLogLikelihood(x0, p.Mean, 0.5 * p.LogVariance)) / Math.Log(2.0);
-        var vb = where(t == 0, decoderNll, kl);               // (N)
-        return (mse + vb, mse, vb);
+        using var s = new ScalarHolder();
+        var kl = MeanFlat(GaussianLikelihood.NormalKl(trueMean, trueLogVar, p.Mean, p.LogVariance)) / s.Of(Math.Log(2.0));
+        var decoderNll = -MeanFlat(GaussianLikelihood.DiscretizedGaussianLogLikelihood(x0, p.Mean, s.Of(0.5) * p.LogVariance)) / s.Of(Math.Log(2.0));
+        var vb = where(t == Scalars.Zero, decoderNll, kl);    // (N)
+        return (mse.Plus(vb), mse, vb);
     }
 
     /// <summary>Uniform training step indices in [0, NumTimesteps), (N) int64, drawn from <paramref name="generator"/> (CPU) then moved to <paramref name="device"/>.</summary>
@@ -102,7 +103,8 @@ public sealed class GaussianDiffusion
     {
         var p = PMeanVariance(model, x, t, y, clipDenoised);
         var noise = Noise(x.shape, x, generator);
-        return p.Mean + NonzeroMask(t, x) * (0.5 * p.LogVariance).exp() * noise;
+        using var half = 0.5.ToScalar();
+        return p.Mean.Plus(NonzeroMask(t, x) * (half * p.LogVariance).exp() * noise);
     }
 
     /// <summary>
@@ -116,10 +118,12 @@ public sealed class GaussianDiffusion
         var eps = (Extract(Schedule.SqrtRecipAlphasCumprod, t, x) * x - p.PredX0) / Extract(Schedule.SqrtRecipm1AlphasCumprod, t, x);
         var alphaBar = Extract(Schedule.AlphasCumprod, t, x);
         var alphaBarPrev = Extract(Schedule.AlphasCumprodPrev, t, x);
-        var sigma = eta * ((1 - alphaBarPrev) / (1 - alphaBar)).sqrt() * (1 - alphaBar / alphaBarPrev).sqrt();
-        var next = p.PredX0 * alphaBarPrev.sqrt() + (1 - alphaBarPrev - sigma.square()).sqrt() * eps;
+        using var etaScalar = eta.ToScalar();
+        var one = Scalars.One;
+        var sigma = etaScalar * (Scalars.Minus(one, alphaBarPrev) / Scalars.Minus(one, alphaBar)).sqrt() * Scalars.Minus(one, alphaBar / alphaBarPrev).sqrt();
+        var next = (p.PredX0 * alphaBarPrev.sqrt()).Plus((Scalars.Minus(one, alphaBarPrev) - sigma.Squared()).sqrt() * eps);
         if (eta == 0) return next;
-        return next + NonzeroMask(t, x) * sigma * Noise(x.shape, x, generator);
+        return next.Plus(NonzeroMask(t, x) * sigma * Noise(x.shape, x, generator));
     }
 
     /// <summary>
@@ -132,11 +136,12 @@ public sealed class GaussianDiffusion
     {
         var p = PMeanVariance(model, x, t, y, clipDenoised);
         int i = (int)t[0].item<long>();
-        if (!t.eq(i).all().item<bool>()) throw new ArgumentException("a DPM-Solver++ step takes one step index for the whole batch");
+        using var s = new ScalarHolder();
+        if (!t.eq(s.Of(i)).all().item<bool>()) throw new ArgumentException("a DPM-Solver++ step takes one step index for the whole batch");
         if (previousX0 is not null) CheckSameShape(previousX0, x, "previousX0", "x");
         var (a, b, c) = DpmSolverMultistepScheduler.UpdateCoefficients(Schedule, i, secondOrder: previousX0 is not null && i > 0);
-        var next = a * x + b * p.PredX0;
-        if (c != 0) next = next + c * previousX0!;
+        var next = (s.Of(a) * x).Plus(s.Of(b) * p.PredX0);
+        if (c != 0) next = next.Plus(s.Of(c) * previousX0!);
         return (next, p.PredX0);
     }
 
@@ -158,7 +163,8 @@ public sealed class GaussianDiffusion
         for (int i = NumTimesteps - 1, done = 1; i >= 0; i--, done++)
         {
             using var scope = NewDisposeScope();
-            var t = full([noise.shape[0]], i, dtype: ScalarType.Int64, device: noise.device);
+            using var step = ((long)i).ToScalar();
+            var t = full([noise.shape[0]], step, dtype: ScalarType.Int64, device: noise.device);
             Tensor next;
             switch (kind)
             {
@@ -200,7 +206,7 @@ public sealed class GaussianDiffusion
         using var labels = y.to(ScalarType.Int64, device);
         using var x0 = diffusion.SampleLoop(guided, noise, labels, kind, generator, eta, process.ClipSample, progress);
         // The last step returns the clipped x̂0 up to float rounding of the posterior coefficients; make [−1, 1] exact.
-        return process.ClipSample ? x0.clamp(-1.0, 1.0) : x0.clone();
+        return process.ClipSample ? ClipToUnitRange(x0) : x0.clone();
     }
 
     (Tensor Mean, Tensor Variance, Tensor LogVariance, Tensor PredX0, Tensor Eps) MeanVarianceFromOutput(
@@ -214,8 +220,8 @@ public sealed class GaussianDiffusion
             case VarianceKind.LearnedRange:
                 var minLog = Extract(Schedule.PosteriorLogVarianceClipped, t, x);   // (N, 1, 1, 1)
                 var maxLog = Extract(Schedule.LogBetas, t, x);
-                var frac = (output.narrow(1, c, c) + 1) / 2;                          // (N, C, H, W)
-                logVariance = frac * maxLog + (1 - frac) * minLog;
+                var frac = output.narrow(1, c, c).add(Scalars.One, Scalars.One) / Scalars.Two; // (N, C, H, W)
+                logVariance = (frac * maxLog).Plus(Scalars.Minus(Scalars.One, frac) * minLog);
                 variance = logVariance.exp();
                 break;
             case VarianceKind.FixedSmall:
@@ -230,7 +236,7 @@ public sealed class GaussianDiffusion
                 throw new InvalidOperationException($"unknown variance kind {Variance}");
         }
         var predX0 = Extract(Schedule.SqrtRecipAlphasCumprod, t, x) * x - Extract(Schedule.SqrtRecipm1AlphasCumprod, t, x) * eps;
-        if (clipDenoised) predX0 = predX0.clamp(-1.0, 1.0);
+        if (clipDenoised) predX0 = ClipToUnitRange(predX0);
         var (mean, _, _) = QPosteriorMeanVariance(predX0, x, t);
         return (mean, variance, logVariance, predX0, eps);
     }
@@ -269,7 +275,15 @@ public sealed class GaussianDiffusion
         var shape = new long[x.dim()];
         Array.Fill(shape, 1L);
         shape[0] = t.shape[0];
-        return (t != 0).to(x.dtype).view(shape);
+        return (t != Scalars.Zero).to(x.dtype).view(shape);
+    }
+
+    /// <summary>x clamped to [−1, 1].</summary>
+    static Tensor ClipToUnitRange(Tensor x)
+    {
+        using var minusOne = (-1.0).ToScalar();
+        using var one = 1.0.ToScalar();
+        return x.clamp(minusOne, one);
     }
 
     /// <summary>N(0, I) of <paramref name="shape"/> drawn in float32 on the CPU generator, then moved to like's device and dtype.</summary>

@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace TerDiT.Diffusion;
@@ -6,12 +7,20 @@ namespace TerDiT.Diffusion;
 public static class GaussianLikelihood
 {
     /// <summary>KL(N(mean1, e^logVar1) ‖ N(mean2, e^logVar2)) elementwise (broadcasting).</summary>
-    public static Tensor NormalKl(Tensor mean1, Tensor logVar1, Tensor mean2, Tensor logVar2) =>
-        0.5 * (-1.0 + logVar2 - logVar1 + (logVar1 - logVar2).exp() + (mean1 - mean2).square() * (-logVar2).exp());
+    public static Tensor NormalKl(Tensor mean1, Tensor logVar1, Tensor mean2, Tensor logVar2)
+    {
+        using var s = new ScalarHolder();
+        var sum = logVar2.add(s.Of(-1.0), Scalars.One).sub(logVar1).Plus((logVar1 - logVar2).exp()).Plus((mean1 - mean2).Squared() * (-logVar2).exp());
+        return s.Of(0.5) * sum;
+    }
 
     /// <summary>Φ(x) via the tanh approximation 0.5·(1 + tanh(√(2/π)·(x + 0.044715·x³))).</summary>
-    public static Tensor ApproxStandardNormalCdf(Tensor x) =>
-        0.5 * (1.0 + (Math.Sqrt(2.0 / Math.PI) * (x + 0.044715 * x.pow(3))).tanh());
+    public static Tensor ApproxStandardNormalCdf(Tensor x)
+    {
+        using var s = new ScalarHolder();
+        var inner = s.Of(Math.Sqrt(2.0 / Math.PI)) * x.Plus(s.Of(0.044715) * x.pow(s.Of(3)));
+        return s.Of(0.5) * inner.tanh().add(s.Of(1.0), Scalars.One);
+    }
 
     /// <summary>
     /// Log-likelihood of data <paramref name="x"/> in [−1, 1] discretised to 256 bins of width 2/255 under
@@ -21,13 +30,15 @@ public static class GaussianLikelihood
     {
         if (!x.shape.SequenceEqual(means.shape) || !x.shape.SequenceEqual(logScales.shape))
             throw new ArgumentException($"x {TensorShape.Format(x)}, means {TensorShape.Format(means)} and log-scales {TensorShape.Format(logScales)} must have one shape");
+        using var s = new ScalarHolder();
+        Scalar halfBin = s.Of(1.0 / 255.0), floor = s.Of(1e-12);
         var centered = x - means;
         var invStd = (-logScales).exp();
-        var cdfPlus = ApproxStandardNormalCdf(invStd * (centered + 1.0 / 255.0));
-        var cdfMin = ApproxStandardNormalCdf(invStd * (centered - 1.0 / 255.0));
-        var logCdfPlus = cdfPlus.clamp(min: 1e-12).log();
-        var logOneMinusCdfMin = (1.0 - cdfMin).clamp(min: 1e-12).log();
-        var logCdfDelta = (cdfPlus - cdfMin).clamp(min: 1e-12).log();
-        return where(x < -0.999, logCdfPlus, where(x > 0.999, logOneMinusCdfMin, logCdfDelta));
+        var cdfPlus = ApproxStandardNormalCdf(invStd * centered.add(halfBin, Scalars.One));
+        var cdfMin = ApproxStandardNormalCdf(invStd * (centered - halfBin));
+        var logCdfPlus = cdfPlus.clamp(min: floor).log();
+        var logOneMinusCdfMin = Scalars.Minus(s.Of(1.0), cdfMin).clamp(min: floor).log();
+        var logCdfDelta = (cdfPlus - cdfMin).clamp(min: floor).log();
+        return where(x < s.Of(-0.999), logCdfPlus, where(x > s.Of(0.999), logOneMinusCdfMin, logCdfDelta));
     }
 }

@@ -104,7 +104,7 @@ public sealed class FakeCommunicatorGroup : IDisposable
                 for (int i = 0; i < tensors.Count; i++)
                 {
                     sums[i] = ((IReadOnlyList<Tensor>)all[0])[i].clone();
-                    for (int r = 1; r < all.Length; r++) sums[i].add_(((IReadOnlyList<Tensor>)all[r])[i]);
+                    for (int r = 1; r < all.Length; r++) sums[i].PlusInPlace(((IReadOnlyList<Tensor>)all[r])[i]);
                 }
             group.Sync(); // every rank has read every contribution before any is overwritten
             using (torch.no_grad())

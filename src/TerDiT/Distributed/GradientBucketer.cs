@@ -54,7 +54,11 @@ public sealed class GradientBucketer : IDisposable
     {
         using var _ = torch.no_grad();
         communicator.AllReduceSum(buckets);
-        if (communicator.WorldSize > 1) gradient.div_(communicator.WorldSize);
+        if (communicator.WorldSize > 1)
+        {
+            using var worldSize = ((long)communicator.WorldSize).ToScalar();
+            gradient.div_(worldSize);
+        }
     }
 
     public void Dispose()

@@ -44,7 +44,8 @@ public static class CommunicatorExtensions
         if (communicator.WorldSize == 1) return;
         communicator.AllReduceSum(tensors);
         using var _ = torch.no_grad();
-        foreach (var t in tensors) t.div_(communicator.WorldSize);
+        using var worldSize = ((long)communicator.WorldSize).ToScalar();
+        foreach (var t in tensors) t.div_(worldSize);
     }
 
     /// <summary>Mean over ranks of one tensor, in place.</summary>

@@ -82,7 +82,8 @@ public sealed partial class FeatureClassifier : nn.Module<Tensor, Tensor>
             for (long start = 0; start < n; start += batchSize)
             {
                 using var scope = NewDisposeScope();
-                var x = images.narrow(0, start, Math.Min(batchSize, n - start)).to(Device).clamp(-1, 1); // (B, 1, 32, 32)
+                using var minusOne = (-1).ToScalar();
+                var x = images.narrow(0, start, Math.Min(batchSize, n - start)).to(Device).clamp(minusOne, Scalars.One); // (B, 1, 32, 32)
                 var f = Features(x);                                                                     // (B, 128)
                 var p = head.forward(f).argmax(1).to(int32).cpu().data<int>().ToArray();
                 p.CopyTo(predictions, start);
@@ -175,7 +176,7 @@ public sealed partial class FeatureClassifier : nn.Module<Tensor, Tensor>
         head.bias!.uniform_(-1 / Math.Sqrt(FeatureDim), 1 / Math.Sqrt(FeatureDim), generator);
         foreach (var bn in new[] { bn1, bn2, bn3 })
         {
-            bn.weight!.fill_(1); bn.bias!.zero_();
+            bn.weight!.fill_(Scalars.One); bn.bias!.zero_();
             bn.reset_running_stats();
         }
     }

@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace TerDiT.Evaluation;
@@ -22,8 +23,9 @@ public sealed class FeatureStatistics : IDisposable
         var x = features.to(float64).cpu();                    // (N, D)
         var mean = x.mean([0]);                                // (D)
         var centred = x - mean;                                // (N, D)
-        var cov = centred.t().matmul(centred) / (x.shape[0] - 1); // (D, D)
-        cov = (cov + cov.t()) / 2;                             // exactly symmetric
+        using var degrees = (x.shape[0] - 1).ToScalar();
+        var cov = centred.t().matmul(centred) / degrees;       // (D, D)
+        cov = cov.Plus(cov.t()) / Scalars.Two;                 // exactly symmetric
         return new FeatureStatistics(scope.MoveToOuter(mean), scope.MoveToOuter(cov), (int)x.shape[0]);
     }
 
@@ -68,9 +70,9 @@ public static class FrechetDistance
         var c1 = cov1.to(float64).cpu(); var c2 = cov2.to(float64).cpu();
         var s1 = SqrtPsd(c1);                      // (D, D)
         var inner = s1.matmul(c2).matmul(s1);      // (D, D), symmetric PSD
-        inner = (inner + inner.t()) / 2;
-        double traceSqrt = linalg.eigvalsh(inner).clamp_min(0).sqrt().sum().item<double>();
-        double meanTerm = (m1 - m2).square().sum().item<double>();
+        inner = inner.Plus(inner.t()) / Scalars.Two;
+        double traceSqrt = linalg.eigvalsh(inner).clamp_min(Scalars.Zero).sqrt().sum().item<double>();
+        double meanTerm = (m1 - m2).Squared().sum().item<double>();
         return meanTerm + c1.trace().item<double>() + c2.trace().item<double>() - 2 * traceSqrt;
     }
 
@@ -83,8 +85,8 @@ public static class FrechetDistance
         if (a.ndim != 2 || a.shape[0] != a.shape[1]) throw new ArgumentException($"expected a square matrix, got ({string.Join(", ", a.shape)})");
         using var scope = NewDisposeScope();
         var x = a.to(float64).cpu();
-        var (values, vectors) = linalg.eigh((x + x.t()) / 2); // (D), (D, D): columns are eigenvectors
-        var s = (vectors * values.clamp_min(0).sqrt()).matmul(vectors.t());
-        return scope.MoveToOuter((s + s.t()) / 2);
+        var (values, vectors) = linalg.eigh(x.Plus(x.t()) / Scalars.Two); // (D), (D, D): columns are eigenvectors
+        var s = (vectors * values.clamp_min(Scalars.Zero).sqrt()).matmul(vectors.t());
+        return scope.MoveToOuter(s.Plus(s.t()) / Scalars.Two);
     }
 }

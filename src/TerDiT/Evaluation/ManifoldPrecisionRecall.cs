@@ -66,7 +66,7 @@ public static class ManifoldPrecisionRecall
     static Tensor SquaredDistances(Tensor a, Tensor b)
     {
         using var scope = NewDisposeScope();
-        var d2 = a.square().sum(1).unsqueeze(1) + b.square().sum(1).unsqueeze(0) - 2 * a.matmul(b.t());
-        return scope.MoveToOuter(d2.clamp_min(0));
+        var d2 = a.Squared().sum(1).unsqueeze(1).Plus(b.Squared().sum(1).unsqueeze(0)) - Scalars.Two * a.matmul(b.t());
+        return scope.MoveToOuter(d2.clamp_min(Scalars.Zero));
     }
 }

@@ -35,7 +35,8 @@ public sealed class LabelEmbedder : nn.Module<Tensor, Tensor>
         if (y.dim() != 1) throw new ArgumentException($"labels must be a 1-D tensor (N), got shape [{string.Join(", ", y.shape)}]");
         if (p is < 0 or > 1) throw new ArgumentOutOfRangeException(nameof(p), p, "dropout probability must be in [0, 1]");
         using var scope = NewDisposeScope();
-        var drop = (rand(y.shape[0], generator: generator) < p).to(y.device);   // (N) bool
-        return scope.MoveToOuter(where(drop, full_like(y, nullClass), y));
+        using var s = new ScalarHolder();
+        var drop = (rand(y.shape[0], generator: generator) < s.Of(p)).to(y.device);   // (N) bool
+        return scope.MoveToOuter(where(drop, full_like(y, s.Of(nullClass)), y));
     }
 }

@@ -28,7 +28,8 @@ public sealed class RMSNorm : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         var xf = x.to(ScalarType.Float32);
-        var normed = (xf * (xf.square().mean([-1], keepdim: true) + Eps).rsqrt()).to(x.dtype);
+        using var eps = Eps.ToScalar();
+        var normed = (xf * xf.Squared().mean([-1], keepdim: true).add(eps, Scalars.One).rsqrt()).to(x.dtype);
         return scope.MoveToOuter(normed * weight);
     }
 }

@@ -21,9 +21,10 @@ public static class RotaryEmbedding
     {
         if (headDim <= 0 || headDim % 2 != 0) throw new ArgumentException($"RoPE needs an even head dimension, got {headDim}");
         using var scope = NewDisposeScope();
-        var i = arange(0, headDim, 2, dtype: ScalarType.Float64);                              // (hd/2) = 2i
-        var freqs = pow(Theta, i / headDim).reciprocal();                                       // (hd/2)
-        var angles = outer(arange(tokens, dtype: ScalarType.Float64), freqs);                   // (T, hd/2)
+        using var s = new ScalarHolder();
+        var i = arange(Scalars.Zero, s.Of(headDim), Scalars.Two, dtype: ScalarType.Float64);    // (hd/2) = 2i
+        var freqs = pow(tensor(Theta), i / s.Of(headDim)).reciprocal();                         // (hd/2)
+        var angles = outer(arange(Scalars.Zero, s.Of(tokens), Scalars.One, dtype: ScalarType.Float64), freqs); // (T, hd/2)
         var table = stack([angles.cos(), angles.sin()], -1).to(ScalarType.Float32, device);     // (T, hd/2, 2)
         return scope.MoveToOuter(table);
     }
@@ -41,7 +42,7 @@ public static class RotaryEmbedding
         var im = pairs[.., .., .., .., 1];
         var cos = table[.., .., 0].unsqueeze(1);                         // (T, 1, hd/2)
         var sin = table[.., .., 1].unsqueeze(1);
-        var rotated = stack([re * cos - im * sin, re * sin + im * cos], -1); // (N, T, H, hd/2, 2)
+        var rotated = stack([re * cos - im * sin, (re * sin).Plus(im * cos)], -1); // (N, T, H, hd/2, 2)
         return scope.MoveToOuter(rotated.flatten(-2).to(x.dtype));       // (N, T, H, hd)
     }
 }

@@ -41,11 +41,11 @@ public sealed class TerDiTBlock : nn.Module<Tensor, Tensor, Tensor, Tensor>
         if (adaLN_norm is not null) mod = adaLN_norm.call(mod);
         var m = mod.unsqueeze(1).chunk(6, -1);                           // 6 × (N, 1, D)
         Tensor shiftMsa = m[0], scaleMsa = m[1], gateMsa = m[2], shiftMlp = m[3], scaleMlp = m[4], gateMlp = m[5];
-        x = x + gateMsa * attention.call(Modulate(attention_norm.call(x), shiftMsa, scaleMsa), rope);
-        x = x + gateMlp * feed_forward.call(Modulate(ffn_norm.call(x), shiftMlp, scaleMlp));
+        x = x.Plus(gateMsa * attention.call(Modulate(attention_norm.call(x), shiftMsa, scaleMsa), rope));
+        x = x.Plus(gateMlp * feed_forward.call(Modulate(ffn_norm.call(x), shiftMlp, scaleMlp)));
         return scope.MoveToOuter(x);
     }
 
     /// <summary><c>x · (1 + scale) + shift</c>, shift and scale broadcast over tokens.</summary>
-    public static Tensor Modulate(Tensor x, Tensor shift, Tensor scale) => x * (scale + 1) + shift;
+    public static Tensor Modulate(Tensor x, Tensor shift, Tensor scale) => (x * scale.add(Scalars.One, Scalars.One)).Plus(shift);
 }

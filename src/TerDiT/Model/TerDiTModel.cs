@@ -81,7 +81,7 @@ public sealed class TerDiTModel : nn.Module<Tensor, Tensor, Tensor, Tensor>
             if (owner.EndsWith("_norm"))
             {
                 // Norms (attention_norm, ffn_norm, q_norm, k_norm, adaLN_norm): weight one, bias zero.
-                if (leaf == "weight") p.fill_(1); else p.zero_();
+                if (leaf == "weight") p.fill_(Scalars.One); else p.zero_();
             }
             else if (leaf == "bias")
                 p.zero_();                                                     // All linear biases zero (patch embedding included).
@@ -109,7 +109,7 @@ public sealed class TerDiTModel : nn.Module<Tensor, Tensor, Tensor, Tensor>
         using var scope = NewDisposeScope();
         var c = Config;
         var tokens = x_embedder.call(Patches.Patchify(x, c.PatchSize)).to(x.dtype); // (N, T, D), T = H·W / p²
-        var cond = t_embedder.call(t) + y_embedder.call(y);                       // (N, cdim)
+        var cond = t_embedder.call(t).Plus(y_embedder.call(y));                   // (N, cdim)
         var rope = RotaryEmbedding.Table(c.Tokens, c.HeadDim, x.device);          // (T, hd/2, 2)
         foreach (var block in blocks)
             tokens = block.call(tokens, cond, rope);                              // (N, T, D)
@@ -134,7 +134,8 @@ public sealed class TerDiTModel : nn.Module<Tensor, Tensor, Tensor, Tensor>
             throw new ArgumentException($"x is {x.dtype} on {x.device} but the model is {w.dtype} on {w.device}");
         if (!SameDevice(t, w) || !SameDevice(y, w))
             throw new ArgumentException($"t and y must be on the model's device {w.device}");
-        using var bad = (y < 0) | (y > c.NullClass);
+        using var nullClass = ((long)c.NullClass).ToScalar();
+        using var bad = (y < Scalars.Zero) | (y > nullClass);
         using var anyBad = bad.any();
         if (anyBad.item<bool>())
             throw new ArgumentException($"labels must be in [0, {c.NullClass}] ({c.NullClass} = null class)");

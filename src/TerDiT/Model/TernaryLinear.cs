@@ -105,8 +105,10 @@ public sealed class TernaryLinear : nn.Module<Tensor, Tensor>, IComputePrecision
     {
         Tensor gamma;
         using (var abs = w.abs()) gamma = abs.mean();
-        using var divisor = gamma + Epsilon;
-        w.div_(divisor).round_().clamp_(-1, 1);
+        using var epsilon = Epsilon.ToScalar();
+        using var minusOne = (-1).ToScalar();
+        using var divisor = gamma.add(epsilon, Scalars.One);
+        w.div_(divisor).round_().clamp_(minusOne, Scalars.One);
         return gamma;
     }
 
@@ -144,7 +146,7 @@ public sealed class TernaryLinear : nn.Module<Tensor, Tensor>, IComputePrecision
             case AlphaInit.Absmean:
                 float gamma = Ternarize(weight).Gamma;
                 double value = gamma > 0 ? gamma : Math.Sqrt(6.0 / (InFeatures + OutFeatures)) / 2;
-                alpha.fill_(value);
+                using (var scalar = value.ToScalar()) alpha.fill_(scalar);
                 break;
             default:
                 throw new ArgumentOutOfRangeException(nameof(mode), mode, "unknown alpha initialisation");

@@ -45,7 +45,8 @@ public sealed class TimestepEmbedder : nn.Module<Tensor, Tensor>
         if (t.dim() != 1) throw new ArgumentException($"timesteps must be a 1-D tensor (N), got shape [{string.Join(", ", t.shape)}]");
         using var scope = NewDisposeScope();
         const int half = FrequencyFeatures / 2;
-        var freqs = (arange(half, dtype: ScalarType.Float32, device: t.device) * (-Math.Log(MaxPeriod) / half)).exp(); // (128)
+        using var s = new ScalarHolder();
+        var freqs = (arange(Scalars.Zero, s.Of(half), Scalars.One, dtype: ScalarType.Float32, device: t.device) * s.Of(-Math.Log(MaxPeriod) / half)).exp(); // (128)
         var args = t.to(ScalarType.Float32).unsqueeze(1) * freqs.unsqueeze(0);                                         // (N, 128)
         return scope.MoveToOuter(cat([args.cos(), args.sin()], 1));                                                   // (N, 256)
     }

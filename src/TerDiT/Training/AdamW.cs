@@ -49,11 +49,12 @@ public sealed class AdamW : IDisposable
         using var _ = torch.no_grad();
         using var scope = torch.NewDisposeScope();
         var (p, g) = (parameters.Data, parameters.Grad);
-        if (WeightDecay != 0) p.mul_(1 - LearningRate * WeightDecay);
-        expAvg.lerp_(g, 1 - Beta1);
-        expAvgSq.mul_(Beta2).addcmul_(g, g, 1 - Beta2);
-        var denom = expAvgSq.sqrt().div_(bc2Sqrt).add_(Eps);
-        p.addcdiv_(expAvg, denom, -LearningRate / bc1);
+        using var s = new ScalarHolder();
+        if (WeightDecay != 0) p.mul_(s.Of(1 - LearningRate * WeightDecay));
+        expAvg.lerp_(g, torch.tensor(1 - Beta1));
+        expAvgSq.mul_(s.Of(Beta2)).addcmul_(g, g, s.Of(1 - Beta2));
+        var denom = expAvgSq.sqrt().div_(s.Of(bc2Sqrt)).add_(s.Of(Eps), Scalars.One);
+        p.addcdiv_(expAvg, denom, s.Of(-LearningRate / bc1));
     }
 
     /// <summary>The moments by name: <c>exp_avg.NAME</c> and <c>exp_avg_sq.NAME</c> (live views, not copies).</summary>

@@ -27,7 +27,9 @@ public sealed class Ema : IDisposable
     public void Update()
     {
         using var _ = torch.no_grad();
-        shadow.mul_(Decay).add_(parameters.Data, 1 - Decay);
+        using var decay = Decay.ToScalar();
+        using var rest = (1 - Decay).ToScalar();
+        shadow.mul_(decay).add_(parameters.Data, rest);
     }
 
     /// <summary>The averaged weights by parameter name (live views, not copies).</summary>

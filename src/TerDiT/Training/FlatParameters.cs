@@ -80,8 +80,9 @@ public sealed class FlatParameters : IDisposable
     {
         using var _ = torch.no_grad();
         using var scope = torch.NewDisposeScope();
-        var norm = torch.linalg.vector_norm(Grad);                                  // ()
-        if (double.IsFinite(maxNorm)) Grad.mul_((maxNorm / (norm + 1e-6)).clamp_max(1.0));
+        using var s = new ScalarHolder();
+        var norm = Grad.norm();                                                     // ()
+        if (double.IsFinite(maxNorm)) Grad.mul_((s.Of(maxNorm) / norm.add(s.Of(1e-6), Scalars.One)).clamp_max(s.Of(1.0)));
         return norm.item<float>();
     }
 

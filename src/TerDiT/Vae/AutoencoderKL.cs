@@ -38,7 +38,7 @@ public sealed class AutoencoderKL : Module<Tensor, Tensor>
         using var _ = no_grad();
         foreach (var norm in modules().OfType<GroupNorm>())
         {
-            norm.weight!.fill_(1);
+            norm.weight!.fill_(Scalars.One);
             norm.bias!.zero_();
         }
     }
@@ -86,7 +86,8 @@ public sealed class AutoencoderKL : Module<Tensor, Tensor>
         var moments = encoder.call(x);
         if (quant_conv is not null) moments = quant_conv.call(moments);
         var parts = moments.chunk(2, 1);
-        var std = parts[1].clamp(-30, 20).mul(0.5).exp();
+        using var s = new ScalarHolder();
+        var std = parts[1].clamp(s.Of(-30), s.Of(20)).mul(s.Of(0.5)).exp();
         return (parts[0].MoveToOuterDisposeScope(), std.MoveToOuterDisposeScope());
     }
 
@@ -131,7 +132,7 @@ public sealed class AutoencoderKL : Module<Tensor, Tensor>
             using var scope = NewDisposeScope();
             var h = conv1.call(functional.silu(norm1.call(x)));
             h = conv2.call(functional.silu(norm2.call(h)));
-            return (conv_shortcut is null ? x : conv_shortcut.call(x)).add(h).MoveToOuterDisposeScope();
+            return (conv_shortcut is null ? x : conv_shortcut.call(x)).Plus(h).MoveToOuterDisposeScope();
         }
     }
 
@@ -160,9 +161,10 @@ public sealed class AutoencoderKL : Module<Tensor, Tensor>
             var q = to_q.call(tokens);
             var k = to_k.call(tokens);
             var v = to_v.call(tokens);
-            var probs = q.matmul(k.transpose(1, 2)).mul(1.0 / Math.Sqrt(ch)).softmax(-1);       // (N, T, T)
+            using var scale = (1.0 / Math.Sqrt(ch)).ToScalar();
+            var probs = q.matmul(k.transpose(1, 2)).mul(scale).softmax(-1);                        // (N, T, T)
             var o = to_out[0].call(probs.matmul(v));                                              // (N, T, C)
-            return x.add(o.transpose(1, 2).reshape(n, ch, h, w)).MoveToOuterDisposeScope();
+            return x.Plus(o.transpose(1, 2).reshape(n, ch, h, w)).MoveToOuterDisposeScope();
         }
     }
 

@@ -1,0 +1,72 @@
+using Mono.Cecil;
+using Mono.Cecil.Cil;
+using TorchSharp;
+using Xunit;
+
+namespace TerDiT.Tests;
+
+/// <summary>
+/// No call in the project's TorchSharp code passes libtorch a Scalar or a Tensor that nothing references
+/// (see <see cref="Scalars"/>): the compiled code of TerDiT and TerDiT.Cli is read instruction by instruction,
+/// and a call is refused when it converts a number implicitly (to a Scalar or to a Tensor) or calls a TorchSharp
+/// method that makes such a Scalar itself (found the same way in TorchSharp's own code, through its calls to
+/// its own methods).
+/// </summary>
+public sealed class ScalarSafetyTests
+{
+    [Fact]
+    public void NoCallPassesLibtorchAnUnreferencedScalar()
+    {
+        var unsafeInTorchSharp = MethodsThatMakeUnheldScalars(typeof(Scalar).Assembly.Location);
+        Assert.Contains(unsafeInTorchSharp, m => m.Contains("Tensor::add(TorchSharp.torch/Tensor)", StringComparison.Ordinal)); // the scan sees the alpha of 1 inside a + b
+
+        var findings = new List<string>();
+        foreach (var assembly in new[] { typeof(Scalars).Assembly.Location, typeof(TerDiT.Cli.CliApp).Assembly.Location })
+        {
+            using var module = ModuleDefinition.ReadModule(assembly, new ReaderParameters { ReadSymbols = true });
+            foreach (var method in module.GetTypes().SelectMany(t => t.Methods).Where(m => m.HasBody))
+                foreach (var instruction in method.Body.Instructions)
+                    if (instruction.Operand is MethodReference callee && (IsImplicitNumberConversion(callee) || unsafeInTorchSharp.Contains(callee.FullName)))
+                        findings.Add($"{Where(method, instruction)}: {callee.DeclaringType.Name}::{callee.Name}({string.Join(", ", callee.Parameters.Select(p => p.ParameterType.Name))})");
+        }
+        Assert.True(findings.Count == 0, $"{findings.Count} calls pass an unreferenced Scalar or Tensor:\n{string.Join("\n", findings.Order())}");
+    }
+
+    /// <summary>An implicit conversion of a number to a TorchSharp Scalar or Tensor.</summary>
+    static bool IsImplicitNumberConversion(MethodReference m) =>
+        m.Name == "op_Implicit" && m.Parameters.Count == 1 && m.Parameters[0].ParameterType.IsPrimitive
+        && m.ReturnType.FullName is "TorchSharp.Scalar" or "TorchSharp.torch/Tensor";
+
+    /// <summary>
+    /// TorchSharp's methods that create a Scalar (an implicit conversion or ToScalar) and never dispose one, and
+    /// every TorchSharp method that calls one of them.
+    /// </summary>
+    static HashSet<string> MethodsThatMakeUnheldScalars(string torchSharp)
+    {
+        using var module = ModuleDefinition.ReadModule(torchSharp);
+        var calls = new Dictionary<string, List<string>>();
+        var found = new HashSet<string>();
+        foreach (var method in module.GetTypes().Where(t => t.Name is not ("Scalar" or "ScalarExtensionMethods")).SelectMany(t => t.Methods).Where(m => m.HasBody))
+        {
+            var callees = method.Body.Instructions.Select(i => i.Operand).OfType<MethodReference>().ToList();
+            calls[method.FullName] = callees.Select(c => c.FullName).ToList();
+            bool creates = callees.Any(c => c.ReturnType.FullName == "TorchSharp.Scalar" && c.Name is "op_Implicit" or "ToScalar");
+            bool disposes = callees.Any(c => c.DeclaringType.FullName == "TorchSharp.Scalar" && c.Name == "Dispose");
+            if (creates && !disposes) found.Add(method.FullName);
+        }
+        for (bool grew = true; grew;)
+        {
+            grew = false;
+            foreach (var (method, callees) in calls)
+                if (!found.Contains(method) && callees.Any(found.Contains))
+                    grew = found.Add(method) || grew;
+        }
+        return found;
+    }
+
+    static string Where(MethodDefinition method, Instruction instruction)
+    {
+        var point = method.DebugInformation.SequencePoints.LastOrDefault(p => p.Offset <= instruction.Offset && !p.IsHidden);
+        return point is null ? method.FullName : $"{Path.GetFileName(point.Document.Url)}:{point.StartLine} ({method.DeclaringType.Name}.{method.Name})";
+    }
+}
