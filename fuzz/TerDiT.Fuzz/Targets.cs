@@ -24,6 +24,23 @@ namespace TerDiT.Fuzz;
 /// </summary>
 static class Targets
 {
+    /// <summary>Heads of the pth target's model (its name is outside the authors' registry, as the fixture's is).</summary>
+    public const int AuthorsHeads = 2;
+
+    /// <summary>The training arguments of the committed authors' fixture (64² images, 1000 classes), which the pth target imports with.</summary>
+    public static readonly Lazy<AuthorsModelArgs> AuthorsArgs = new(() => AuthorsModelArgs.Read(Path.Combine(AppContext.BaseDirectory, "model_args.pth")));
+
+    static readonly Lazy<JsonSerializerOptions> RequestJson = new(() =>
+    {
+        var options = new JsonSerializerOptions();
+        ServeApp.ConfigureJson(options);
+        return options;
+    });
+
+    /// <summary>The micro model of the tdit corpus, served on the CPU (its classes and limits are what requests are checked against).</summary>
+    static readonly Lazy<ServedModel> ServedMicroModel = new(() =>
+        ServedModel.LoadCpu(Path.Combine(AppContext.BaseDirectory, "micro-ternary-f16.tdit"), GemmMode.Exact, threads: 1));
+
     public static readonly IReadOnlyList<FuzzTarget> All =
     [
         // Packed model: validation, weight loading, runtime forward. The checksum is recomputed so mutations reach the parser.
@@ -81,23 +98,6 @@ static class Targets
             LatentSet.Load(path);
         }, [typeof(ImportFormatException)]),
     ];
-
-    /// <summary>Heads of the pth target's model (its name is outside the authors' registry, as the fixture's is).</summary>
-    public const int AuthorsHeads = 2;
-
-    /// <summary>The training arguments of the committed authors' fixture (64² images, 1000 classes), which the pth target imports with.</summary>
-    public static readonly Lazy<AuthorsModelArgs> AuthorsArgs = new(() => AuthorsModelArgs.Read(Path.Combine(AppContext.BaseDirectory, "model_args.pth")));
-
-    static readonly Lazy<JsonSerializerOptions> RequestJson = new(() =>
-    {
-        var options = new JsonSerializerOptions();
-        ServeApp.ConfigureJson(options);
-        return options;
-    });
-
-    /// <summary>The micro model of the tdit corpus, served on the CPU (its classes and limits are what requests are checked against).</summary>
-    static readonly Lazy<ServedModel> ServedMicroModel = new(() =>
-        ServedModel.LoadCpu(Path.Combine(AppContext.BaseDirectory, "micro-ternary-f16.tdit"), GemmMode.Exact, threads: 1));
 
     public static FuzzTarget Get(string name) =>
         All.FirstOrDefault(t => t.Name == name) ?? throw new ArgumentException($"unknown target '{name}'; targets: {string.Join(", ", All.Select(t => t.Name))}");
