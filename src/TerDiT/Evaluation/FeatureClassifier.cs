@@ -24,18 +24,18 @@ public sealed partial class FeatureClassifier : nn.Module<Tensor, Tensor>
     public const int InputSize = 32, FeatureDim = 128, NumClasses = 10;
 
     readonly Conv2d conv1, conv2, conv3;
-    readonly BatchNorm2d bn1, bn2, bn3;
+    readonly ChannelBatchNorm bn1, bn2, bn3;
     readonly Linear head;
 
     /// <summary>A freshly initialised network (TorchSharp's default init, drawn from the global generator).</summary>
     public FeatureClassifier() : base(nameof(FeatureClassifier))
     {
         conv1 = nn.Conv2d(1, 32, 3, padding: 1, bias: false);
-        bn1 = nn.BatchNorm2d(32);
+        bn1 = new ChannelBatchNorm(32);
         conv2 = nn.Conv2d(32, 64, 3, padding: 1, bias: false);
-        bn2 = nn.BatchNorm2d(64);
+        bn2 = new ChannelBatchNorm(64);
         conv3 = nn.Conv2d(64, FeatureDim, 3, padding: 1, bias: false);
-        bn3 = nn.BatchNorm2d(FeatureDim);
+        bn3 = new ChannelBatchNorm(FeatureDim);
         head = nn.Linear(FeatureDim, NumClasses);
         RegisterComponents();
     }
@@ -174,11 +174,7 @@ public sealed partial class FeatureClassifier : nn.Module<Tensor, Tensor>
             w.uniform_(-bound, bound, generator);
         }
         head.bias!.uniform_(-1 / Math.Sqrt(FeatureDim), 1 / Math.Sqrt(FeatureDim), generator);
-        foreach (var bn in new[] { bn1, bn2, bn3 })
-        {
-            bn.weight!.fill_(Scalars.One); bn.bias!.zero_();
-            bn.reset_running_stats();
-        }
+        foreach (var bn in new[] { bn1, bn2, bn3 }) bn.Reset();
     }
 
     static void CheckImages(Tensor images)
