@@ -1,4 +1,5 @@
 using System.Reflection;
+using System.Runtime.ExceptionServices;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text;
@@ -89,17 +90,19 @@ public static class KernelCompiler
     {
         NvrtcVersion();
         // NVRTC's front end recurses deeply on template-heavy sources: more stack than a pool thread's 1.5 MB.
-        (byte[]? Cubin, string Log, Exception? Error) result = default;
+        byte[]? cubin = null;
+        string compileLog = "";
+        ExceptionDispatchInfo? error = null;
         var thread = new Thread(() =>
         {
-            try { result = (CompileHere(text, name, arch, out string l), l, null); }
-            catch (Exception e) { result = (null, "", e); }
+            try { cubin = CompileHere(text, name, arch, out compileLog); }
+            catch (Exception e) { error = ExceptionDispatchInfo.Capture(e); }
         }, CompilerStackBytes);
         thread.Start();
         thread.Join();
-        if (result.Error != null) throw result.Error;
-        log = result.Log;
-        return result.Cubin!;
+        error?.Throw();
+        log = compileLog;
+        return cubin!;
     }
 
     const int CompilerStackBytes = 64 << 20;
