@@ -17,7 +17,7 @@ public sealed class FuzzRegressionTests
     [InlineData("pth")]
     [InlineData("vae")]
     [InlineData("latents")]
-    public void EveryCommittedInputIsRefusedOrLoadedWithinTheLimits(string target)
+    public async Task EveryCommittedInputIsRefusedOrLoadedWithinTheLimits(string target)
     {
         var fuzz = Path.Combine(Fixtures.RepoRoot, "fuzz");
         string configuration = new DirectoryInfo(AppContext.BaseDirectory).Parent!.Name; // bin/<Configuration>/net10.0/
@@ -27,11 +27,12 @@ public sealed class FuzzRegressionTests
             start.ArgumentList.Add(a);
         start.Environment["DOTNET_GCHeapHardLimit"] = "0x40000000";
         using var p = Process.Start(start)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
+        var stdoutRead = p.StandardOutput.ReadToEndAsync();
+        var stderrRead = p.StandardError.ReadToEndAsync();
         Assert.True(p.WaitForExit(TimeSpan.FromMinutes(5)), "the replay did not finish in 5 minutes");
-        Assert.True(p.ExitCode == 0, stdout.Result + stderr.Result);
-        Assert.Contains($"{target}: ", stdout.Result);
-        Assert.Contains(", 0 findings", stdout.Result);
+        string stdout = await stdoutRead, stderr = await stderrRead;
+        Assert.True(p.ExitCode == 0, stdout + stderr);
+        Assert.Contains($"{target}: ", stdout);
+        Assert.Contains(", 0 findings", stdout);
     }
 }
