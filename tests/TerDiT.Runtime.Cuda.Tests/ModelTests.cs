@@ -163,8 +163,8 @@ public class ModelTests
         var w = TestData.Weights(Small, 25);
         var model = new CudaModel(w, new CudaOptions { Mode = GemmMode.A8, MaxBatch = 2 });
         using var pipe = new TerDiTPipeline(model, 2, model);
-        var a = pipe.Sample([1, 3], 2, 4, Diffusion.SamplerKind.Ddim, 1.5, 9);
-        var b = pipe.Sample([1, 3], 2, 4, Diffusion.SamplerKind.Ddim, 1.5, 9);
+        var a = pipe.Sample([1, 3], 2, 4, Diffusion.SamplerKind.Ddim, 1.5, 9, cancellationToken: TestContext.Current.CancellationToken);
+        var b = pipe.Sample([1, 3], 2, 4, Diffusion.SamplerKind.Ddim, 1.5, 9, cancellationToken: TestContext.Current.CancellationToken);
         Assert.Equal(a, b);
         Assert.All(a, v => Assert.InRange(v, -1f, 1f));
     }
