@@ -14,6 +14,7 @@ namespace TerDiT;
 /// </summary>
 public static class Scalars
 {
+    public static readonly Scalar MinusOne = (-1).ToScalar();
     public static readonly Scalar Zero = 0.ToScalar();
     public static readonly Scalar One = 1.ToScalar();
     public static readonly Scalar Two = 2.ToScalar();
@@ -21,8 +22,14 @@ public static class Scalars
     /// <summary><c>a + b</c>, with an alpha of 1 that stays alive.</summary>
     public static Tensor Plus(this Tensor a, Tensor b) => a.add(b, One);
 
+    /// <summary><c>a + s</c>, with an alpha of 1 that stays alive.</summary>
+    public static Tensor Plus(this Tensor a, Scalar s) => a.add(s, One);
+
     /// <summary><c>a += b</c> in place, with an alpha of 1 that stays alive.</summary>
     public static Tensor PlusInPlace(this Tensor a, Tensor b) => a.add_(b, One);
+
+    /// <summary><c>a += s</c> in place, with an alpha of 1 that stays alive.</summary>
+    public static Tensor PlusInPlace(this Tensor a, Scalar s) => a.add_(s, One);
 
     /// <summary><c>s − x</c> (TorchSharp's <c>s - x</c> passes an unreferenced alpha).</summary>
     public static Tensor Minus(Scalar s, Tensor x) => x.neg().add(s, One);

@@ -82,8 +82,9 @@ public sealed class GaussianDiffusion
         var p = MeanVarianceFromOutput(frozen, xt, t, clipDenoised: false);
         var (trueMean, _, trueLogVar) = QPosteriorMeanVariance(x0, xt, t);
         using var s = new ScalarHolder();
-        var kl = MeanFlat(GaussianLikelihood.NormalKl(trueMean, trueLogVar, p.Mean, p.LogVariance)) / s.Of(Math.Log(2.0));
-        var decoderNll = -MeanFlat(GaussianLikelihood.DiscretizedGaussianLogLikelihood(x0, p.Mean, s.Of(0.5) * p.LogVariance)) / s.Of(Math.Log(2.0));
+        Scalar ln2 = s.Of(Math.Log(2.0));
+        var kl = MeanFlat(GaussianLikelihood.NormalKl(trueMean, trueLogVar, p.Mean, p.LogVariance)) / ln2;
+        var decoderNll = -MeanFlat(GaussianLikelihood.DiscretizedGaussianLogLikelihood(x0, p.Mean, s.Of(0.5) * p.LogVariance)) / ln2;
         var vb = where(t == Scalars.Zero, decoderNll, kl);    // (N)
         return (mse.Plus(vb), mse, vb);
     }
@@ -206,7 +207,7 @@ public sealed class GaussianDiffusion
         using var labels = y.to(ScalarType.Int64, device);
         using var x0 = diffusion.SampleLoop(guided, noise, labels, kind, generator, eta, process.ClipSample, progress);
         // The last step returns the clipped x̂0 up to float rounding of the posterior coefficients; make [−1, 1] exact.
-        return process.ClipSample ? ClipToUnitRange(x0) : x0.clone();
+        return process.ClipSample ? x0.clamp(Scalars.MinusOne, Scalars.One) : x0.clone();
     }
 
     (Tensor Mean, Tensor Variance, Tensor LogVariance, Tensor PredX0, Tensor Eps) MeanVarianceFromOutput(
@@ -220,7 +221,7 @@ public sealed class GaussianDiffusion
             case VarianceKind.LearnedRange:
                 var minLog = Extract(Schedule.PosteriorLogVarianceClipped, t, x);   // (N, 1, 1, 1)
                 var maxLog = Extract(Schedule.LogBetas, t, x);
-                var frac = output.narrow(1, c, c).add(Scalars.One, Scalars.One) / Scalars.Two; // (N, C, H, W)
+                var frac = output.narrow(1, c, c).Plus(Scalars.One) / Scalars.Two;        // (N, C, H, W)
                 logVariance = (frac * maxLog).Plus(Scalars.Minus(Scalars.One, frac) * minLog);
                 variance = logVariance.exp();
                 break;
@@ -236,7 +237,7 @@ public sealed class GaussianDiffusion
                 throw new InvalidOperationException($"unknown variance kind {Variance}");
         }
         var predX0 = Extract(Schedule.SqrtRecipAlphasCumprod, t, x) * x - Extract(Schedule.SqrtRecipm1AlphasCumprod, t, x) * eps;
-        if (clipDenoised) predX0 = ClipToUnitRange(predX0);
+        if (clipDenoised) predX0 = predX0.clamp(Scalars.MinusOne, Scalars.One);
         var (mean, _, _) = QPosteriorMeanVariance(predX0, x, t);
         return (mean, variance, logVariance, predX0, eps);
     }
@@ -276,14 +277,6 @@ public sealed class GaussianDiffusion
         Array.Fill(shape, 1L);
         shape[0] = t.shape[0];
         return (t != Scalars.Zero).to(x.dtype).view(shape);
-    }
-
-    /// <summary>x clamped to [−1, 1].</summary>
-    static Tensor ClipToUnitRange(Tensor x)
-    {
-        using var minusOne = (-1.0).ToScalar();
-        using var one = 1.0.ToScalar();
-        return x.clamp(minusOne, one);
     }
 
     /// <summary>N(0, I) of <paramref name="shape"/> drawn in float32 on the CPU generator, then moved to like's device and dtype.</summary>

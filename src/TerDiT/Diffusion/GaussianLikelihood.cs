@@ -10,7 +10,7 @@ public static class GaussianLikelihood
     public static Tensor NormalKl(Tensor mean1, Tensor logVar1, Tensor mean2, Tensor logVar2)
     {
         using var s = new ScalarHolder();
-        var sum = logVar2.add(s.Of(-1.0), Scalars.One).sub(logVar1).Plus((logVar1 - logVar2).exp()).Plus((mean1 - mean2).Squared() * (-logVar2).exp());
+        var sum = logVar2.Plus(s.Of(-1.0)).sub(logVar1).Plus((logVar1 - logVar2).exp()).Plus((mean1 - mean2).Squared() * (-logVar2).exp());
         return s.Of(0.5) * sum;
     }
 
@@ -19,7 +19,7 @@ public static class GaussianLikelihood
     {
         using var s = new ScalarHolder();
         var inner = s.Of(Math.Sqrt(2.0 / Math.PI)) * x.Plus(s.Of(0.044715) * x.pow(s.Of(3)));
-        return s.Of(0.5) * inner.tanh().add(s.Of(1.0), Scalars.One);
+        return s.Of(0.5) * inner.tanh().Plus(s.Of(1.0));
     }
 
     /// <summary>
@@ -34,7 +34,7 @@ public static class GaussianLikelihood
         Scalar halfBin = s.Of(1.0 / 255.0), floor = s.Of(1e-12);
         var centered = x - means;
         var invStd = (-logScales).exp();
-        var cdfPlus = ApproxStandardNormalCdf(invStd * centered.add(halfBin, Scalars.One));
+        var cdfPlus = ApproxStandardNormalCdf(invStd * centered.Plus(halfBin));
         var cdfMin = ApproxStandardNormalCdf(invStd * (centered - halfBin));
         var logCdfPlus = cdfPlus.clamp(min: floor).log();
         var logOneMinusCdfMin = Scalars.Minus(s.Of(1.0), cdfMin).clamp(min: floor).log();

@@ -44,7 +44,7 @@ public sealed class ChannelBatchNorm : nn.Module<Tensor, Tensor>
     {
         if (x.ndim != 4 || x.shape[1] != weight.shape[0])
             throw new ArgumentException($"expected (N, {weight.shape[0]}, H, W), got ({string.Join(", ", x.shape)})");
-        if (training) num_batches_tracked.add_(Scalars.One, Scalars.One);
+        if (training) num_batches_tracked.PlusInPlace(Scalars.One);
         return F.batch_norm(x, running_mean, running_var, weight, bias, training, Momentum, Eps);
     }
 }

@@ -82,8 +82,7 @@ public sealed partial class FeatureClassifier : nn.Module<Tensor, Tensor>
             for (long start = 0; start < n; start += batchSize)
             {
                 using var scope = NewDisposeScope();
-                using var minusOne = (-1).ToScalar();
-                var x = images.narrow(0, start, Math.Min(batchSize, n - start)).to(Device).clamp(minusOne, Scalars.One); // (B, 1, 32, 32)
+                var x = images.narrow(0, start, Math.Min(batchSize, n - start)).to(Device).clamp(Scalars.MinusOne, Scalars.One); // (B, 1, 32, 32)
                 var f = Features(x);                                                                     // (B, 128)
                 var p = head.forward(f).argmax(1).to(int32).cpu().data<int>().ToArray();
                 p.CopyTo(predictions, start);

@@ -29,7 +29,7 @@ public sealed class RMSNorm : nn.Module<Tensor, Tensor>
         using var scope = NewDisposeScope();
         var xf = x.to(ScalarType.Float32);
         using var eps = Eps.ToScalar();
-        var normed = (xf * xf.Squared().mean([-1], keepdim: true).add(eps, Scalars.One).rsqrt()).to(x.dtype);
+        var normed = (xf * xf.Squared().mean([-1], keepdim: true).Plus(eps).rsqrt()).to(x.dtype);
         return scope.MoveToOuter(normed * weight);
     }
 }

@@ -47,5 +47,5 @@ public sealed class TerDiTBlock : nn.Module<Tensor, Tensor, Tensor, Tensor>
     }
 
     /// <summary><c>x · (1 + scale) + shift</c>, shift and scale broadcast over tokens.</summary>
-    public static Tensor Modulate(Tensor x, Tensor shift, Tensor scale) => (x * scale.add(Scalars.One, Scalars.One)).Plus(shift);
+    public static Tensor Modulate(Tensor x, Tensor shift, Tensor scale) => (x * scale.Plus(Scalars.One)).Plus(shift);
 }

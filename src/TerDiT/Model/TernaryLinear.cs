@@ -106,9 +106,8 @@ public sealed class TernaryLinear : nn.Module<Tensor, Tensor>, IComputePrecision
         Tensor gamma;
         using (var abs = w.abs()) gamma = abs.mean();
         using var epsilon = Epsilon.ToScalar();
-        using var minusOne = (-1).ToScalar();
-        using var divisor = gamma.add(epsilon, Scalars.One);
-        w.div_(divisor).round_().clamp_(minusOne, Scalars.One);
+        using var divisor = gamma.Plus(epsilon);
+        w.div_(divisor).round_().clamp_(Scalars.MinusOne, Scalars.One);
         return gamma;
     }
 

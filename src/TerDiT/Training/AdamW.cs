@@ -53,7 +53,7 @@ public sealed class AdamW : IDisposable
         if (WeightDecay != 0) p.mul_(s.Of(1 - LearningRate * WeightDecay));
         expAvg.lerp_(g, torch.tensor(1 - Beta1));
         expAvgSq.mul_(s.Of(Beta2)).addcmul_(g, g, s.Of(1 - Beta2));
-        var denom = expAvgSq.sqrt().div_(s.Of(bc2Sqrt)).add_(s.Of(Eps), Scalars.One);
+        var denom = expAvgSq.sqrt().div_(s.Of(bc2Sqrt)).PlusInPlace(s.Of(Eps));
         p.addcdiv_(expAvg, denom, s.Of(-LearningRate / bc1));
     }
 

@@ -82,7 +82,7 @@ public sealed class FlatParameters : IDisposable
         using var scope = torch.NewDisposeScope();
         using var s = new ScalarHolder();
         var norm = Grad.norm();                                                     // ()
-        if (double.IsFinite(maxNorm)) Grad.mul_((s.Of(maxNorm) / norm.add(s.Of(1e-6), Scalars.One)).clamp_max(s.Of(1.0)));
+        if (double.IsFinite(maxNorm)) Grad.mul_((s.Of(maxNorm) / norm.Plus(s.Of(1e-6))).clamp_max(s.Of(1.0)));
         return norm.item<float>();
     }
 
